@@ -11,10 +11,12 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace godwit {
 
@@ -28,6 +30,14 @@ inline constexpr uint64_t kHighRamStart = 4 * kGiB;
 
 /// How guest RAM is backed on the host.
 enum class MemoryBacking { memfd, anonymous, hugetlbfs };
+
+/// Bytes the host can back (MemTotal + SwapTotal of /proc/meminfo), or an
+/// error if /proc/meminfo cannot be read.
+[[nodiscard]] Result<uint64_t> host_memory_bytes();
+/// Parses MemTotal + SwapTotal (in bytes) out of /proc/meminfo text.
+[[nodiscard]] Result<uint64_t> parse_host_memory_bytes(std::string_view meminfo);
+/// "512 GiB", "1.5 GiB", "64 MiB", "12345 bytes": sizes in error messages.
+[[nodiscard]] std::string format_size(uint64_t bytes);
 
 /// Where one RAM region lives in the guest (no host resources yet).
 struct RegionSpec {
@@ -49,6 +59,7 @@ struct MemoryRegion {
   int fd = -1;
   uint64_t fd_offset = 0;
 
+  /// True when [a, a+len) lies entirely inside this region.
   [[nodiscard]] bool contains(uint64_t a, uint64_t len) const {
     return a >= gpa && len <= size && a - gpa <= size - len;
   }
@@ -63,6 +74,7 @@ class DirtyBitmap {
   void mark(uint64_t index);
   /// Marks pages [first, first + count).
   void mark_range(uint64_t first, uint64_t count);
+  /// True when page `index` is marked.
   [[nodiscard]] bool test(uint64_t index) const;
   /// Atomically reads and clears 64 pages starting at word `word`.
   [[nodiscard]] uint64_t take_word(uint64_t word);
@@ -70,7 +82,9 @@ class DirtyBitmap {
   void clear();
   /// Number of set bits.
   [[nodiscard]] uint64_t count() const;
+  /// Number of pages (bits) tracked.
   [[nodiscard]] uint64_t pages() const { return pages_; }
+  /// Number of 64-bit words (take_word() indices are [0, words())).
   [[nodiscard]] uint64_t words() const { return words_.size(); }
 
  private:
@@ -80,9 +94,9 @@ class DirtyBitmap {
 
 /// Options for creating guest memory.
 struct GuestMemoryOptions {
-  uint64_t size = 0;                       ///< total RAM bytes (multiple of 4 KiB, > 0)
+  uint64_t size = 0;  ///< total RAM bytes (multiple of 4 KiB, > 0)
   MemoryBacking backing = MemoryBacking::memfd;
-  std::string hugetlbfs_dir;               ///< for MemoryBacking::hugetlbfs
+  std::string hugetlbfs_dir;  ///< for MemoryBacking::hugetlbfs
 };
 
 /// All guest RAM. Thread-safe for concurrent reads/writes of guest memory
@@ -98,8 +112,11 @@ class GuestMemory {
   GuestMemory(const GuestMemory&) = delete;
   GuestMemory& operator=(const GuestMemory&) = delete;
 
+  /// The RAM regions in slot order (region index == KVM slot number).
   [[nodiscard]] std::span<const MemoryRegion> regions() const { return regions_; }
+  /// Total RAM bytes over all regions.
   [[nodiscard]] uint64_t total_size() const { return total_size_; }
+  /// How the RAM is backed on the host.
   [[nodiscard]] MemoryBacking backing() const { return backing_; }
 
   /// Copies `data` into guest memory at `gpa` (may span regions only if they
@@ -111,13 +128,13 @@ class GuestMemory {
 
   /// Writes a trivially copyable value (little-endian host) at `gpa`.
   template <typename T>
-    requires std::is_trivially_copyable_v<T>
+  requires std::is_trivially_copyable_v<T>
   [[nodiscard]] Result<void> write_obj(uint64_t gpa, const T& v) {
     return write(gpa, std::span(reinterpret_cast<const uint8_t*>(&v), sizeof(T)));
   }
   /// Reads a trivially copyable value at `gpa`.
   template <typename T>
-    requires std::is_trivially_copyable_v<T>
+  requires std::is_trivially_copyable_v<T>
   [[nodiscard]] Result<T> read_obj(uint64_t gpa) const {
     T v{};
     TRY_VOID(read(gpa, std::span(reinterpret_cast<uint8_t*>(&v), sizeof(T))));
@@ -131,6 +148,13 @@ class GuestMemory {
   /// Marks [gpa, gpa+len) dirty in the VMM-side bitmap (ignores bytes outside RAM).
   void mark_dirty(uint64_t gpa, uint64_t len);
 
+  /// Faults in every page of guest RAM for writing (MADV_POPULATE_WRITE),
+  /// splitting the work across `threads` threads (at least 1). Fresh-memory
+  /// faults are expensive on the development hosts, so a migration
+  /// destination calls this before pages arrive. Contents are unchanged and
+  /// nothing is marked dirty.
+  [[nodiscard]] Result<void> prefault(unsigned threads);
+
   /// The region holding `gpa`, or nullptr.
   [[nodiscard]] const MemoryRegion* find_region(uint64_t gpa) const;
   /// The VMM-side dirty bitmap of region `index` (same order as regions()).
@@ -138,7 +162,12 @@ class GuestMemory {
 
  private:
   GuestMemory() = default;
+  [[nodiscard]] Result<void> map_region(const RegionSpec& spec, const GuestMemoryOptions& options);
+  /// Fails unless every byte of [gpa, gpa+len) is RAM.
+  [[nodiscard]] Result<void> check_range(const char* what, uint64_t gpa, uint64_t len) const;
+
   std::vector<MemoryRegion> regions_;
+  std::vector<UniqueFd> fds_;  ///< owns MemoryRegion::fd (one per region, empty if anonymous)
   std::vector<std::unique_ptr<DirtyBitmap>> dirty_;
   uint64_t total_size_ = 0;
   MemoryBacking backing_ = MemoryBacking::memfd;
