@@ -3,13 +3,13 @@
 // MmioRead spans is what the guest reads when run() is next called.
 #pragma once
 
-#include <linux/kvm.h>
-
 #include <cstdint>
 #include <span>
 #include <string>
 #include <variant>
 #include <vector>
+
+#include "kvm/uapi.h"
 
 namespace godwit::kvm {
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "kvm/uapi.h"
 
 namespace godwit::kvm::detail {
 

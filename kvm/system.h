@@ -2,14 +2,13 @@
 // supported CPUID, MSR list) and VM creation. One method per ioctl, no policy.
 #pragma once
 
-#include <linux/kvm.h>
-
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "kvm/uapi.h"
 
 namespace godwit::kvm {
 

@@ -5,8 +5,6 @@
 // ioctl blocks while another thread is inside KVM_RUN.
 #pragma once
 
-#include <linux/kvm.h>
-
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -16,6 +14,7 @@
 #include "base/unique_fd.h"
 #include "kvm/exit.h"
 #include "kvm/ioctl.h"
+#include "kvm/uapi.h"
 
 namespace godwit::kvm {
 

@@ -6,14 +6,13 @@
 // (returns Interrupted) so KVM completes the instruction, then save.
 #pragma once
 
-#include <linux/kvm.h>
-
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <vector>
 
 #include "base/result.h"
+#include "kvm/uapi.h"
 
 namespace godwit::kvm {
 

@@ -3,8 +3,6 @@
 // dirty logging (bitmap and ring) and vCPU creation. One method per ioctl.
 #pragma once
 
-#include <linux/kvm.h>
-
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -13,6 +11,7 @@
 
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "kvm/uapi.h"
 
 namespace godwit::kvm {
 

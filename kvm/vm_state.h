@@ -9,9 +9,8 @@
 // shifts the kvmclock the guest sees.
 #pragma once
 
-#include <linux/kvm.h>
-
 #include "base/result.h"
+#include "kvm/uapi.h"
 
 namespace godwit::kvm {
 
