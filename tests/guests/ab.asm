@@ -9,7 +9,9 @@
 ;                           (then spin `delay` iterations)
 ;   write 'B' to the UART (port 0x3F8)
 ;
-; 'A' is written once when the loop starts. With `once` = 1 the guest stops
+; 'A' is written once when the loop starts. Under godwit (testdev page
+; present) a range that does not fit in RAM prints "FAIL ab.pages runs past
+; the end of RAM" and exits with status 2. With `once` = 1 the guest stops
 ; after one pass in `cli; hlt` (halted for good: with interrupts off nothing
 ; wakes it, which is the intended idle state).
 ;
@@ -28,6 +30,10 @@ org 0x7c00
 AB_BASE   equ 0x100000          ; first page of the a-b range (1 MiB)
 PAGE_SIZE equ 4096
 UART      equ 0x3f8
+DEBUG_EXIT_PORT equ 0x501
+TESTDEV_MAGIC   equ 0xd0000010
+TESTDEV_RAM_MIB equ 0xd000000c
+TESTDEV_MAGIC_VALUE equ 0x54574447
 CODE32    equ 0x08
 DATA32    equ 0x10
 
@@ -62,6 +68,29 @@ protected_mode:
     mov ss, ax
     mov esp, 0x7c00
 
+    ; Under godwit (testdev present), refuse a range that runs past RAM
+    ; rather than hammering unbacked addresses.
+    cmp dword [TESTDEV_MAGIC], TESTDEV_MAGIC_VALUE
+    jne .range_ok
+    mov eax, [param_pages]
+    add eax, 255 + 256                  ; 1 MiB below the range, rounded up
+    shr eax, 8                          ; MiB needed
+    cmp eax, [TESTDEV_RAM_MIB]
+    jbe .range_ok
+    mov esi, text_too_many_pages
+    mov dx, UART
+.print:
+    lodsb
+    test al, al
+    jz .fail_exit
+    out dx, al
+    jmp .print
+.fail_exit:
+    mov al, 2
+    mov dx, DEBUG_EXIT_PORT
+    out dx, al
+    jmp pass.idle
+.range_ok:
     mov dx, UART
     mov al, 'A'
     out dx, al
@@ -95,6 +124,8 @@ pass:
     cli
     hlt
     jmp .idle
+
+text_too_many_pages: db "FAIL ab.pages runs past the end of RAM", 10, 0
 
 align 8
 gdt:
