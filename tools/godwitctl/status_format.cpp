@@ -1,0 +1,95 @@
+// format_vm_status: a stable, aligned text view of the VM info JSON.
+#include "tools/godwitctl/status_format.h"
+
+#include <cstdio>
+#include <set>
+
+namespace godwit::ctl {
+
+std::string human_size(uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  uint64_t whole = bytes;
+  while (unit < 4 && whole >= 1024 && whole % 1024 == 0) {
+    whole /= 1024;
+    ++unit;
+  }
+  if (whole < 1024 * 10 || unit == 4) return std::to_string(whole) + " " + kUnits[unit];
+  // Not a round multiple: one decimal in the largest fitting unit.
+  double value = static_cast<double>(bytes);
+  unit = 0;
+  while (unit < 4 && value >= 1024) {
+    value /= 1024;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.1f %s", value, kUnits[unit]);
+  return text;
+}
+
+namespace {
+std::string hex(uint64_t value) {
+  char text[24];
+  std::snprintf(text, sizeof(text), "0x%llx", static_cast<unsigned long long>(value));
+  return text;
+}
+
+/// A JSON value as text: strings without quotes, everything else compact JSON.
+std::string plain(const nlohmann::json& value) {
+  if (value.is_string()) return value.get<std::string>();
+  return value.dump();
+}
+
+void line(std::string& out, const std::string& key, const std::string& value) {
+  out += key + ":";
+  out += std::string(key.size() < 9 ? 9 - key.size() : 1, ' ');
+  out += value + "\n";
+}
+
+void format_memory(std::string& out, const nlohmann::json& memory) {
+  if (!memory.is_object()) {
+    line(out, "memory", plain(memory));
+    return;
+  }
+  std::string summary;
+  if (memory.contains("size_bytes") && memory["size_bytes"].is_number_unsigned()) {
+    summary = human_size(memory["size_bytes"].get<uint64_t>());
+  }
+  if (memory.contains("backing")) {
+    summary += (summary.empty() ? "" : " ") + std::string("(") + plain(memory["backing"]) + ")";
+  }
+  line(out, "memory", summary.empty() ? "-" : summary);
+  if (memory.contains("regions") && memory["regions"].is_array()) {
+    for (const auto& region : memory["regions"]) {
+      if (!region.is_object() || !region.contains("gpa") || !region.contains("size") ||
+          !region["gpa"].is_number_unsigned() || !region["size"].is_number_unsigned()) {
+        out += "  region " + region.dump() + "\n";
+        continue;
+      }
+      uint64_t gpa = region["gpa"].get<uint64_t>();
+      uint64_t size = region["size"].get<uint64_t>();
+      out += "  " + hex(gpa) + "-" + hex(size == 0 ? gpa : gpa + size - 1) + "  " +
+             human_size(size) + "\n";
+    }
+  }
+  for (const auto& [key, value] : memory.items()) {
+    if (key == "size_bytes" || key == "backing" || key == "regions") continue;
+    out += "  " + key + ": " + plain(value) + "\n";
+  }
+}
+}  // namespace
+
+std::string format_vm_status(const nlohmann::json& info) {
+  if (!info.is_object()) return plain(info) + "\n";
+  std::string out;
+  line(out, "state", info.contains("state") ? plain(info["state"]) : "unknown");
+  if (info.contains("vcpus")) line(out, "vcpus", plain(info["vcpus"]));
+  if (info.contains("memory")) format_memory(out, info["memory"]);
+  for (const auto& [key, value] : info.items()) {
+    if (key == "state" || key == "vcpus" || key == "memory") continue;
+    line(out, key, plain(value));
+  }
+  return out;
+}
+
+}  // namespace godwit::ctl

@@ -1,0 +1,89 @@
+// The /vm routes: VM info, run-state changes and guest memory reads, mapped
+// onto VmControl with the error mapping documented in vm_control.h.
+#include <charconv>
+
+#include "vmm/api/vm_control.h"
+
+namespace godwit::api {
+
+int http_status_for(const Error& error, int default_status) {
+  switch (error.code) {
+    case 0:
+      return default_status;
+    case EBUSY:
+    case EALREADY:
+      return 409;
+    case EINVAL:
+    case ERANGE:
+    case EFAULT:
+      return 400;
+    default:
+      return 500;
+  }
+}
+
+Result<uint64_t> parse_u64(std::string_view text) {
+  std::string_view digits = text;
+  int base = 10;
+  if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X')) {
+    digits.remove_prefix(2);
+    base = 16;
+  }
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value, base);
+  if (digits.empty() || ec == std::errc::invalid_argument || end != digits.data() + digits.size()) {
+    return fail("'" + std::string(text) + "' is not a number (decimal or 0x hex)");
+  }
+  if (ec == std::errc::result_out_of_range) {
+    return fail("'" + std::string(text) + "' does not fit in 64 bits");
+  }
+  return value;
+}
+
+namespace {
+
+/// Runs a run-state change; answers 200 {"state": ...} or the mapped error.
+Response change_state(VmControl& vm, Result<void> (VmControl::*action)()) {
+  Result<void> done = (vm.*action)();
+  if (!done) return Response::error(http_status_for(done.error(), 409), done.error().message);
+  nlohmann::json info = vm.info();
+  nlohmann::json state = info.is_object() && info.contains("state") ? info["state"] : "unknown";
+  return Response::json(200, {{"state", state}});
+}
+
+/// Reads a required numeric query parameter.
+Result<uint64_t> query_u64(const Request& request, const std::string& name) {
+  auto it = request.query.find(name);
+  if (it == request.query.end()) return fail("missing query parameter '" + name + "'");
+  auto value = parse_u64(it->second);
+  if (!value) return fail("query parameter '" + name + "': " + value.error().message);
+  return *value;
+}
+
+Response read_memory(VmControl& vm, const Request& request) {
+  auto gpa = query_u64(request, "gpa");
+  if (!gpa) return Response::error(400, gpa.error().message);
+  auto len = query_u64(request, "len");
+  if (!len) return Response::error(400, len.error().message);
+  if (*len == 0 || *len > kMaxMemoryReadBytes) {
+    return Response::error(400, "len " + std::to_string(*len) + " must be between 1 and " +
+                                    std::to_string(kMaxMemoryReadBytes) + " bytes");
+  }
+  if (*gpa + *len < *gpa) return Response::error(400, "gpa + len overflows 64 bits");
+  auto bytes = vm.read_memory(*gpa, *len);
+  if (!bytes) return Response::error(http_status_for(bytes.error(), 400), bytes.error().message);
+  return Response::bytes(std::span<const uint8_t>(*bytes));
+}
+
+}  // namespace
+
+void register_vm_routes(Router& router, VmControl& vm) {
+  router.get("/vm", [&vm](const Request&) { return Response::json(200, vm.info()); });
+  router.put("/vm/pause", [&vm](const Request&) { return change_state(vm, &VmControl::pause); });
+  router.put("/vm/resume", [&vm](const Request&) { return change_state(vm, &VmControl::resume); });
+  router.put("/vm/shutdown",
+             [&vm](const Request&) { return change_state(vm, &VmControl::shutdown); });
+  router.get("/vm/memory", [&vm](const Request& r) { return read_memory(vm, r); });
+}
+
+}  // namespace godwit::api
