@@ -18,11 +18,10 @@
 // BSP sends INIT/SIPI through its LAPIC, exactly as on hardware.
 #pragma once
 
-#include <linux/kvm.h>
-
 #include <cstdint>
 
 #include "base/result.h"
+#include "kvm/uapi.h"  // <linux/kvm.h> with the C++ flexible-array layout fixed
 #include "vmm/boot/boot_entry.h"
 
 namespace godwit::boot {

@@ -13,11 +13,11 @@
 // Everything else is kept as supported.
 #pragma once
 
-#include <linux/kvm.h>
-
 #include <cstdint>
 #include <span>
 #include <vector>
+
+#include "kvm/uapi.h"  // <linux/kvm.h> with the C++ flexible-array layout fixed
 
 namespace godwit::boot {
 

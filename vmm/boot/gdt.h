@@ -3,12 +3,11 @@
 // segment state KVM loads always equals what the GDT says.
 #pragma once
 
-#include <linux/kvm.h>
-
 #include <array>
 #include <cstdint>
 
 #include "base/result.h"
+#include "kvm/uapi.h"  // <linux/kvm.h> with the C++ flexible-array layout fixed
 #include "memory/guest_memory.h"
 #include "vmm/boot/boot_entry.h"
 
