@@ -1,11 +1,10 @@
-// Internal helpers of the kvm/ layer: printf-style message formatting, a
-// checked ioctl that names the request and its arguments in its error, an
-// owner of one mmap'ed range, and storage for the kernel's
+// Internal helpers of the kvm/ layer's .cpp files (not for other folders):
+// printf-style message formatting, a checked ioctl that names the request and
+// its arguments in its error, and storage for the kernel's
 // header-plus-flexible-array structs (kvm_cpuid2, kvm_msrs, kvm_msr_list).
 #pragma once
 
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 
 #include <cerrno>
 #include <cstdarg>
@@ -19,6 +18,15 @@
 
 #include "base/result.h"
 #include "kvm/uapi.h"
+
+// Every .cpp of this layer includes this header, so these catch a
+// <linux/kvm.h> included ahead of kvm/uapi.h (wrong struct sizes, so wrong
+// ioctl numbers) at compile time.
+static_assert(sizeof(kvm_cpuid2) == 8, "include kvm/uapi.h before any <linux/kvm.h>");
+static_assert(sizeof(kvm_msrs) == 8, "include kvm/uapi.h before any <linux/kvm.h>");
+static_assert(sizeof(kvm_msr_list) == 4, "include kvm/uapi.h before any <linux/kvm.h>");
+static_assert(sizeof(kvm_xsave) == 4096, "include kvm/uapi.h before any <linux/kvm.h>");
+static_assert(sizeof(kvm_irq_routing) == 8, "include kvm/uapi.h before any <linux/kvm.h>");
 
 namespace godwit::kvm::detail {
 
@@ -34,49 +42,6 @@ template <typename Arg>
   if (r < 0) return fail_errno(what);
   return r;
 }
-
-/// RAII owner of one mmap'ed range (unmapped on destruction).
-class Mapping {
- public:
-  Mapping() = default;
-  Mapping(void* addr, size_t size) : addr_(addr), size_(size) {}
-  Mapping(const Mapping&) = delete;
-  Mapping& operator=(const Mapping&) = delete;
-  Mapping(Mapping&& o) noexcept
-      : addr_(std::exchange(o.addr_, nullptr)), size_(std::exchange(o.size_, 0)) {}
-  Mapping& operator=(Mapping&& o) noexcept {
-    if (this != &o) {
-      reset();
-      addr_ = std::exchange(o.addr_, nullptr);
-      size_ = std::exchange(o.size_, 0);
-    }
-    return *this;
-  }
-  ~Mapping() { reset(); }
-
-  /// Maps `size` bytes of `fd` at `offset` shared read/write.
-  [[nodiscard]] static Result<Mapping> map_shared(int fd, size_t size, off_t offset,
-                                                  const std::string& what) {
-    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset);
-    if (p == MAP_FAILED) return fail_errno(what);
-    return Mapping(p, size);
-  }
-
-  /// Start of the range (nullptr when empty).
-  [[nodiscard]] void* get() const { return addr_; }
-  /// Length of the range in bytes.
-  [[nodiscard]] size_t size() const { return size_; }
-  /// Unmaps the range, leaving this empty.
-  void reset() {
-    if (addr_ != nullptr) ::munmap(addr_, size_);
-    addr_ = nullptr;
-    size_ = 0;
-  }
-
- private:
-  void* addr_ = nullptr;
-  size_t size_ = 0;
-};
 
 /// Zeroed, suitably aligned storage for a kernel struct `Header` that ends in
 /// a flexible array of `count` `Entry` items.

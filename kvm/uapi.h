@@ -7,7 +7,9 @@
 // every ioctl number derived from their size (KVM_GET_SUPPORTED_CPUID,
 // KVM_GET_MSRS, KVM_GET_XSAVE, KVM_SET_GSI_ROUTING, ...) differs from the
 // kernel's: the kernel answers EINVAL. Later kernels' headers define the macro
-// for C++ as a zero-length array, as done here.
+// for C++ as a zero-length array, as done here. A translation unit that
+// included <linux/kvm.h> earlier keeps the broken layout: kvm/ioctl.h
+// static_asserts the sizes for this layer's own sources.
 #pragma once
 
 #include <linux/stddef.h>
@@ -16,10 +18,3 @@
 #define __DECLARE_FLEX_ARRAY(TYPE, NAME) TYPE NAME[0]
 
 #include <linux/kvm.h>
-
-// These fail when <linux/kvm.h> was included before this header.
-static_assert(sizeof(kvm_cpuid2) == 8, "include kvm/uapi.h before any <linux/kvm.h>");
-static_assert(sizeof(kvm_msrs) == 8, "include kvm/uapi.h before any <linux/kvm.h>");
-static_assert(sizeof(kvm_msr_list) == 4, "include kvm/uapi.h before any <linux/kvm.h>");
-static_assert(sizeof(kvm_xsave) == 4096, "include kvm/uapi.h before any <linux/kvm.h>");
-static_assert(sizeof(kvm_irq_routing) == 8, "include kvm/uapi.h before any <linux/kvm.h>");

@@ -4,6 +4,8 @@
 #include <atomic>
 #include <cerrno>
 
+#include "kvm/ioctl.h"
+
 namespace godwit::kvm {
 
 using detail::format;

@@ -13,7 +13,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "kvm/exit.h"
-#include "kvm/ioctl.h"
+#include "kvm/mapping.h"
 #include "kvm/uapi.h"
 
 namespace godwit::kvm {

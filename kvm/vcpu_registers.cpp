@@ -2,6 +2,7 @@
 // LAPIC, VCPU_EVENTS, MP_STATE, DEBUGREGS, CPUID and TSC rate.
 #include <cinttypes>
 
+#include "kvm/ioctl.h"
 #include "kvm/vcpu.h"
 
 namespace godwit::kvm {

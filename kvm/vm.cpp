@@ -98,6 +98,15 @@ Result<void> Vm::signal_msi(uint64_t address, uint32_t data) {
   return {};
 }
 
+Result<void> Vm::set_gsi_routing(std::span<const kvm_irq_routing_entry> entries) {
+  detail::FlexibleArray<kvm_irq_routing, kvm_irq_routing_entry> table(entries.size());
+  table.header()->nr = static_cast<uint32_t>(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) table.entries()[i] = entries[i];
+  TRY(checked_ioctl(fd_.get(), KVM_SET_GSI_ROUTING, table.header(),
+                    format("KVM_SET_GSI_ROUTING nr %zu", entries.size())));
+  return {};
+}
+
 Result<void> Vm::irqfd(int eventfd, uint32_t gsi, uint32_t flags, int resample_fd,
                        const char* verb) {
   kvm_irqfd request{};

@@ -46,6 +46,8 @@ class Vm {
   [[nodiscard]] Result<void> irq_line(uint32_t gsi, bool level);
   /// KVM_SIGNAL_MSI; fails also when the guest blocked the message (return 0).
   [[nodiscard]] Result<void> signal_msi(uint64_t address, uint32_t data);
+  /// KVM_SET_GSI_ROUTING: replaces the whole GSI routing table (irqchip pins, MSI routes).
+  [[nodiscard]] Result<void> set_gsi_routing(std::span<const kvm_irq_routing_entry> entries);
   /// KVM_IRQFD: a write to `eventfd` raises `gsi` (edge).
   [[nodiscard]] Result<void> register_irqfd(int eventfd, uint32_t gsi);
   /// KVM_IRQFD with KVM_IRQFD_FLAG_RESAMPLE: level-triggered; `resample_eventfd`

@@ -1,6 +1,7 @@
 // ioeventfd and irqfd: a guest `out` to a registered port signals the
 // eventfd with no userspace exit (datamatch filters, unregister restores the
-// exit); an irqfd write raises its GSI in the in-kernel PIC.
+// exit); an irqfd write raises its GSI in the in-kernel PIC; GSI routing
+// takes effect.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -103,6 +104,26 @@ TEST(KvmEventfd, IrqfdRaisesItsGsiInThePic) {
 
   auto unregistered = guest->vm->unregister_irqfd(trigger.get(), kGsi);
   ASSERT_TRUE(unregistered) << unregistered.error().message;
+}
+
+TEST(KvmEventfd, GsiRoutingRemapsALineToAnotherPicPin) {
+  GODWIT_REQUIRE_KVM();
+  GuestMemory memory;
+  auto guest = make_guest(memory, {.irqchip = true});
+  ASSERT_TRUE(guest) << guest.error().message;
+  kvm_irq_routing_entry route{};
+  route.gsi = 10;
+  route.type = KVM_IRQ_ROUTING_IRQCHIP;
+  route.u.irqchip.irqchip = KVM_IRQCHIP_PIC_MASTER;
+  route.u.irqchip.pin = 3;
+  auto routed = guest->vm->set_gsi_routing(std::span<const kvm_irq_routing_entry>(&route, 1));
+  ASSERT_TRUE(routed) << routed.error().message;
+
+  auto raised = guest->vm->irq_line(10, true);
+  ASSERT_TRUE(raised) << raised.error().message;
+  auto pic = guest->vm->get_irqchip(KVM_IRQCHIP_PIC_MASTER);
+  ASSERT_TRUE(pic) << pic.error().message;
+  EXPECT_EQ(pic->chip.pic.irr, 1u << 3);
 }
 
 TEST(KvmEventfd, IrqfdNeedsAnIrqchip) {
