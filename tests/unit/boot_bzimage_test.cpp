@@ -28,7 +28,8 @@ namespace godwit::boot {
 namespace {
 
 std::unique_ptr<GuestMemory> make_memory(uint64_t size) {
-  auto memory = GuestMemory::create({.size = size, .backing = MemoryBacking::anonymous, .hugetlbfs_dir = {}});
+  auto memory =
+      GuestMemory::create({.size = size, .backing = MemoryBacking::anonymous, .hugetlbfs_dir = {}});
   EXPECT_TRUE(memory) << memory.error().message;
   return std::move(*memory);
 }
@@ -41,7 +42,8 @@ std::vector<uint8_t> read_bytes(const std::string& path) {
 std::string write_temp(const std::string& name, const std::vector<uint8_t>& bytes) {
   std::string path = test::build_path("test-data/tmp-" + std::to_string(::getpid()) + "-" + name);
   ::mkdir(test::build_path("test-data").c_str(), 0755);
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   return path;
 }
 
@@ -62,10 +64,11 @@ std::optional<std::string> debian_kernel() {
   return result;
 }
 
-#define REQUIRE_DEBIAN_KERNEL(path)                                                             \
-  auto path##_opt = debian_kernel();                                                            \
-  if (!path##_opt) GTEST_SKIP() << "no Debian kernel: tests/fetch_kernel.sh failed (apt-get "  \
-                                   "download unreachable?)";                                    \
+#define REQUIRE_DEBIAN_KERNEL(path)                                            \
+  auto path##_opt = debian_kernel();                                           \
+  if (!path##_opt)                                                             \
+    GTEST_SKIP() << "no Debian kernel: tests/fetch_kernel.sh failed (apt-get " \
+                    "download unreachable?)";                                  \
   const std::string path = *path##_opt
 
 std::string read_cstring(const GuestMemory& memory, uint64_t gpa) {
@@ -89,7 +92,8 @@ SetupHeader header_of(const std::vector<uint8_t>& file) {
 std::vector<E820Range> zero_page_e820(const BootParams& params) {
   std::vector<E820Range> out;
   for (size_t i = 0; i < params.e820_entries; ++i)
-    out.push_back({params.e820_table[i].addr, params.e820_table[i].size, params.e820_table[i].type});
+    out.push_back(
+        {params.e820_table[i].addr, params.e820_table[i].size, params.e820_table[i].type});
   return out;
 }
 
@@ -139,7 +143,8 @@ TEST(BzImage, LoadsDebianKernelWithInitrdAndCmdline) {
   EXPECT_GE(h.ramdisk_image, load + file_header.init_size);                // above the kernel
   EXPECT_EQ(read_guest(*memory, h.ramdisk_image, initrd.size()), initrd);
 
-  std::vector<E820Range> expected{{0, 0x9fc00, kE820Ram}, {0x9fc00, 0x100000 - 0x9fc00, kE820Reserved},
+  std::vector<E820Range> expected{{0, 0x9fc00, kE820Ram},
+                                  {0x9fc00, 0x100000 - 0x9fc00, kE820Reserved},
                                   {0x100000, 511 * kMiB, kE820Ram}};
   EXPECT_EQ(zero_page_e820(*params), expected);
   EXPECT_EQ(*memory->read_obj<uint32_t>(kMpTableAddr), 0x5f504d5fu);  // "_MP_"
@@ -162,7 +167,8 @@ TEST(BzImage, E820OfALargeGuestSkipsTheMmioHole) {
   // Debian's initrd_addr_max is 2 GiB - 1: the initrd ends right below 2 GiB.
   const SetupHeader& h = params->hdr;
   EXPECT_LE(uint64_t{h.ramdisk_image} + h.ramdisk_size, uint64_t{h.initrd_addr_max} + 1);
-  EXPECT_GT(uint64_t{h.ramdisk_image} + h.ramdisk_size, uint64_t{h.initrd_addr_max} + 1 - kPageSize);
+  EXPECT_GT(uint64_t{h.ramdisk_image} + h.ramdisk_size,
+            uint64_t{h.initrd_addr_max} + 1 - kPageSize);
 }
 
 TEST(BzImage, FallsBackToOneMiBWhenPrefAddressDoesNotFit) {
@@ -230,7 +236,8 @@ TEST(BzImage, SyntheticImageLoadsAtOneMiBWithSetupSectsZeroMeaningFour) {
   ::unlink(path.c_str());
   ASSERT_TRUE(entry) << entry.error().message;
   EXPECT_EQ(entry->rip, 0x100200u);
-  EXPECT_EQ(read_guest(*memory, 0x100000, 4096), std::vector<uint8_t>(file.begin() + 5 * 512, file.end()));
+  EXPECT_EQ(read_guest(*memory, 0x100000, 4096),
+            std::vector<uint8_t>(file.begin() + 5 * 512, file.end()));
 }
 
 TEST(BzImage, RejectsBadMagic) {
@@ -248,8 +255,10 @@ TEST(BzImage, RejectsOldProtocol) {
 TEST(BzImage, RejectsTruncatedFiles) {
   auto file = synthetic_bzimage();
   expect_bzimage_error({file.begin(), file.begin() + 0x220}, "truncated");
-  expect_bzimage_error({file.begin(), file.begin() + 5 * 512}, "truncated: the setup code needs 2560 bytes");
-  expect_bzimage_error({file.begin(), file.end() - 100}, "truncated: the header declares a 4096-byte kernel");
+  expect_bzimage_error({file.begin(), file.begin() + 5 * 512},
+                       "truncated: the setup code needs 2560 bytes");
+  expect_bzimage_error({file.begin(), file.end() - 100},
+                       "truncated: the header declares a 4096-byte kernel");
 }
 
 TEST(BzImage, RejectsZImageAnd32BitOnlyKernels) {

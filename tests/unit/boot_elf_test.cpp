@@ -21,7 +21,8 @@ namespace godwit::boot {
 namespace {
 
 std::unique_ptr<GuestMemory> make_memory(uint64_t size) {
-  auto memory = GuestMemory::create({.size = size, .backing = MemoryBacking::anonymous, .hugetlbfs_dir = {}});
+  auto memory =
+      GuestMemory::create({.size = size, .backing = MemoryBacking::anonymous, .hugetlbfs_dir = {}});
   EXPECT_TRUE(memory) << memory.error().message;
   return std::move(*memory);
 }
@@ -38,7 +39,8 @@ class TempDir {
   }
   std::string write(const std::string& name, const std::vector<uint8_t>& bytes) {
     std::string path = dir_ + "/" + name;
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     files_.push_back(path);
     return path;
   }
@@ -63,8 +65,8 @@ void put(std::vector<uint8_t>& out, uint64_t offset, const T& value) {
 
 // Builds a minimal ELF file: header, program headers, then segment data.
 template <typename Ehdr, typename Phdr>
-std::vector<uint8_t> build_elf(const std::vector<Segment>& segments, uint64_t entry, uint8_t elf_class,
-                               uint16_t machine) {
+std::vector<uint8_t> build_elf(const std::vector<Segment>& segments, uint64_t entry,
+                               uint8_t elf_class, uint16_t machine) {
   std::vector<uint8_t> out;
   Ehdr eh{};
   std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
@@ -114,7 +116,8 @@ std::vector<uint8_t> code(size_t size) {
 // A PT_NOTE payload: an unrelated note first, then the Xen PVH entry note.
 std::vector<uint8_t> pvh_note(uint64_t entry, uint32_t descsz) {
   std::vector<uint8_t> note;
-  auto add = [&](const char* name, uint32_t namesz, uint32_t type, const void* desc, uint32_t size) {
+  auto add = [&](const char* name, uint32_t namesz, uint32_t type, const void* desc,
+                 uint32_t size) {
     uint64_t at = note.size();
     put(note, at, namesz);
     put(note, at + 4, size);
@@ -148,9 +151,9 @@ TEST(ElfLoader, Elf64EntersLongModeWithZeroPage) {
   TempDir dir;
   auto text = code(0x300);
   auto data = code(0x40);
-  std::string path = dir.write("vmlinux", elf64({{PT_LOAD, 0x1000000, text, 0x2000},
-                                                 {PT_LOAD, 0x1200000, data, 0}},
-                                                0x1000010));
+  std::string path = dir.write(
+      "vmlinux",
+      elf64({{PT_LOAD, 0x1000000, text, 0x2000}, {PT_LOAD, 0x1200000, data, 0}}, 0x1000010));
   // Dirty the bss range first: the loader must zero-fill it.
   std::vector<uint8_t> junk(0x2000, 0xee);
   ASSERT_TRUE(memory->write(0x1000000, junk));
@@ -180,7 +183,8 @@ TEST(ElfLoader, Elf32WithPvhNoteBootsThroughStartInfo) {
   TempDir dir;
   auto text = code(0x200);
   std::string path = dir.write(
-      "pvh.elf", elf32({{PT_NOTE, 0, pvh_note(0x1000040, 4), 0}, {PT_LOAD, 0x1000000, text, 0}}, 0xdead));
+      "pvh.elf",
+      elf32({{PT_NOTE, 0, pvh_note(0x1000040, 4), 0}, {PT_LOAD, 0x1000000, text, 0}}, 0xdead));
   std::vector<uint8_t> initrd(10000, 0x5a);
   std::string initrd_path = dir.write("initrd", initrd);
 
@@ -218,9 +222,9 @@ TEST(ElfLoader, Elf32WithPvhNoteBootsThroughStartInfo) {
 TEST(ElfLoader, Elf64PvhNoteWithEightByteDescriptorWins) {
   auto memory = make_memory(64 * kMiB);
   TempDir dir;
-  std::string path = dir.write(
-      "vmlinux", elf64({{PT_LOAD, 0x1000000, code(0x100), 0}, {PT_NOTE, 0, pvh_note(0x1000080, 8), 0}},
-                       0x1000000));
+  std::string path = dir.write("vmlinux", elf64({{PT_LOAD, 0x1000000, code(0x100), 0},
+                                                 {PT_NOTE, 0, pvh_note(0x1000080, 8), 0}},
+                                                0x1000000));
   auto entry = load_kernel(*memory, {path, "", ""}, 1);
   ASSERT_TRUE(entry) << entry.error().message;
   EXPECT_EQ(entry->mode, CpuMode::protected32);
@@ -261,10 +265,14 @@ TEST(ElfLoader, RejectsFileSizeAboveMemorySize) {
 
 TEST(ElfLoader, RejectsBadPlacement) {
   expect_rejected(elf64({{PT_LOAD, 0x10000, code(0x100), 0}}, 0x10000), "below 1 MiB");
-  expect_rejected(elf64({{PT_LOAD, 0x1000000, code(0x100), 0x8000000}}, 0x1000000), "does not fit in guest RAM");
-  expect_rejected(elf64({{PT_LOAD, 0x1000000, code(0x100), 0x2000}, {PT_LOAD, 0x1001000, code(4), 0}}, 0x1000000),
-                  "overlap");
-  expect_rejected(elf64({{PT_LOAD, 0x1000000, code(0x100), 0}}, 0x2000000), "outside every loadable segment");
+  expect_rejected(elf64({{PT_LOAD, 0x1000000, code(0x100), 0x8000000}}, 0x1000000),
+                  "does not fit in guest RAM");
+  expect_rejected(
+      elf64({{PT_LOAD, 0x1000000, code(0x100), 0x2000}, {PT_LOAD, 0x1001000, code(4), 0}},
+            0x1000000),
+      "overlap");
+  expect_rejected(elf64({{PT_LOAD, 0x1000000, code(0x100), 0}}, 0x2000000),
+                  "outside every loadable segment");
 }
 
 TEST(ElfLoader, RejectsBrokenNotesAndForeignMachines) {
@@ -272,8 +280,8 @@ TEST(ElfLoader, RejectsBrokenNotesAndForeignMachines) {
   note.resize(note.size() - 4);  // the last descriptor is cut off
   expect_rejected(elf32({{PT_LOAD, 0x1000000, code(0x10), 0}, {PT_NOTE, 0, note, 0}}, 0x1000000),
                   "runs past its end");
-  auto arm = build_elf<Elf64_Ehdr, Elf64_Phdr>({{PT_LOAD, 0x1000000, code(0x10), 0}}, 0x1000000, ELFCLASS64,
-                                               EM_AARCH64);
+  auto arm = build_elf<Elf64_Ehdr, Elf64_Phdr>({{PT_LOAD, 0x1000000, code(0x10), 0}}, 0x1000000,
+                                               ELFCLASS64, EM_AARCH64);
   expect_rejected(arm, "is not x86");
 }
 

@@ -18,7 +18,8 @@ namespace godwit::boot {
 namespace {
 
 std::unique_ptr<GuestMemory> make_memory(uint64_t size) {
-  auto memory = GuestMemory::create({.size = size, .backing = MemoryBacking::anonymous, .hugetlbfs_dir = {}});
+  auto memory =
+      GuestMemory::create({.size = size, .backing = MemoryBacking::anonymous, .hugetlbfs_dir = {}});
   EXPECT_TRUE(memory) << memory.error().message;
   return std::move(*memory);
 }
@@ -30,7 +31,8 @@ class TempFile {
     char dir[] = "/tmp/godwit-boot-XXXXXX";
     dir_ = ::mkdtemp(dir);
     path_ = dir_ + "/image.bin";
-    std::ofstream(path_, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    std::ofstream(path_, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   }
   ~TempFile() {
     ::unlink(path_.c_str());
@@ -77,11 +79,12 @@ TEST(ImageSpec, RejectsBadSpecsWithTheReason) {
     const char* spec;
     const char* message_part;
   };
-  for (const Case& c : {Case{"", "missing file name"}, Case{",load=0x1000", "missing file name"},
-                        Case{"g,load", "is not KEY=VALUE"}, Case{"g,size=4", "unknown key 'size'"},
-                        Case{"g,load=0x1000,load=0x2000", "given twice"},
-                        Case{"g,load=12k", "not a decimal or 0x-hex"}, Case{"g,entry=0x", "not a decimal"},
-                        Case{"g,mode=virtual", "unknown mode 'virtual'"}}) {
+  for (const Case& c :
+       {Case{"", "missing file name"}, Case{",load=0x1000", "missing file name"},
+        Case{"g,load", "is not KEY=VALUE"}, Case{"g,size=4", "unknown key 'size'"},
+        Case{"g,load=0x1000,load=0x2000", "given twice"},
+        Case{"g,load=12k", "not a decimal or 0x-hex"}, Case{"g,entry=0x", "not a decimal"},
+        Case{"g,mode=virtual", "unknown mode 'virtual'"}}) {
     auto spec = parse_image_spec(c.spec);
     ASSERT_FALSE(spec) << c.spec;
     EXPECT_NE(spec.error().message.find(c.message_part), std::string::npos)
@@ -111,7 +114,8 @@ TEST(RawImage, LongModeWritesGdtAndIdentityMap) {
   auto memory = make_memory(64 * kMiB);
   auto bytes = pattern(8192);
   TempFile file(bytes);
-  auto entry = load_raw_image(*memory, *parse_image_spec(file.path() + ",load=0x100000,entry=0x100040,mode=long"));
+  auto entry = load_raw_image(
+      *memory, *parse_image_spec(file.path() + ",load=0x100000,entry=0x100040,mode=long"));
   ASSERT_TRUE(entry) << entry.error().message;
   EXPECT_EQ(entry->mode, CpuMode::long64);
   EXPECT_EQ(entry->rip, 0x100040u);
@@ -132,7 +136,8 @@ TEST(RawImage, LongModeWritesGdtAndIdentityMap) {
 }
 
 // Translates `va` through the 4-level tables at `cr3` in guest memory.
-std::optional<uint64_t> walk(const GuestMemory& memory, uint64_t cr3, uint64_t va, uint64_t* leaf_flags) {
+std::optional<uint64_t> walk(const GuestMemory& memory, uint64_t cr3, uint64_t va,
+                             uint64_t* leaf_flags) {
   constexpr uint64_t kAddrMask = 0x000ffffffffff000ull;
   uint64_t pml4e = *memory.read_obj<uint64_t>(cr3 + ((va >> 39) & 511) * 8);
   if (!(pml4e & kPtePresent)) return std::nullopt;
@@ -167,7 +172,8 @@ TEST(RawImage, IdentityMapCoversFirstFourGiBOnly) {
 TEST(RawImage, ProtectedModeWritesOnlyA32BitGdt) {
   auto memory = make_memory(16 * kMiB);
   TempFile file(pattern(100));
-  auto entry = load_raw_image(*memory, *parse_image_spec(file.path() + ",load=0x1000,mode=protected"));
+  auto entry =
+      load_raw_image(*memory, *parse_image_spec(file.path() + ",load=0x1000,mode=protected"));
   ASSERT_TRUE(entry) << entry.error().message;
   EXPECT_FALSE(entry->paging);
   EXPECT_EQ(*memory->read_obj<uint64_t>(kGdtAddr + 16), 0x00cf9b000000ffffull);  // 32-bit code
@@ -208,7 +214,8 @@ TEST(RawImage, RejectsImagesOverlappingTheMmioHole) {
 TEST(RawImage, RejectsImagesOverwritingBootStructures) {
   auto memory = make_memory(16 * kMiB);
   expect_load_error(*memory, ",load=0x6000,mode=long", 4096, "would overwrite the boot structures");
-  expect_load_error(*memory, ",load=0x400,mode=protected", 512, "would overwrite the boot structures");
+  expect_load_error(*memory, ",load=0x400,mode=protected", 512,
+                    "would overwrite the boot structures");
   // A long-mode boot sector at 0x7c00 does not touch them.
   TempFile file(pattern(512));
   EXPECT_TRUE(load_raw_image(*memory, *parse_image_spec(file.path() + ",mode=long")));
