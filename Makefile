@@ -1,0 +1,43 @@
+# godwit: the two README commands are `make demo` and `make test`.
+# Both install what is missing (Debian 12, as root), build, and run.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+
+# Debian packages the build and the tests need.
+DEPS := cmake ninja-build g++ make nasm pkg-config \
+        libfdt-dev libzstd-dev libboost-dev libboost-program-options-dev \
+        nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev \
+        curl iproute2 ca-certificates
+
+.PHONY: all deps build build-asan demo test test-unit-asan docker-test clean
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh $(DEPS)
+
+build:
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@ninja -C $(BUILD)
+
+build-asan:
+	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGODWIT_SANITIZE=ON >/dev/null
+	@ninja -C $(ASAN_BUILD)
+
+demo: deps build
+	@./scripts/demo.sh $(BUILD)
+
+# The whole suite: every test of the normal build, then the unit tests again
+# under AddressSanitizer + UndefinedBehaviorSanitizer.
+test: deps build build-asan
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L unit --timeout 600
+
+# The same tests inside a Debian 12 container (see scripts/docker-test.sh).
+docker-test:
+	@./scripts/docker-test.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

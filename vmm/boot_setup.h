@@ -1,0 +1,27 @@
+// Machine-level boot: per-vCPU CPU setup (CPUID topology, LAPIC LINT pins,
+// FPU defaults) and loading the configured boot source into the boot vCPU.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <span>
+
+#include "base/result.h"
+#include "kvm/vcpu.h"
+#include "memory/guest_memory.h"
+#include "vmm/config.h"
+
+namespace godwit {
+
+/// Sets CPUID (APIC ID = vCPU index), the LAPIC LINT0 (ExtINT) / LINT1 (NMI)
+/// pins and the FPU/SSE reset defaults of one vCPU.
+[[nodiscard]] Result<void> configure_vcpu(kvm::Vcpu& vcpu,
+                                          std::span<const kvm_cpuid_entry2> supported,
+                                          uint32_t vcpu_count);
+
+/// Loads the kernel or raw image of `config` into memory, patches the guest
+/// parameters and sets the boot vCPU's registers for the entry.
+[[nodiscard]] Result<void> load_boot(const VmConfig& config, GuestMemory& memory,
+                                     kvm::Vcpu& boot_vcpu);
+
+}  // namespace godwit

@@ -1,0 +1,186 @@
+// Command-line parsing and validation for godwit.
+#include "vmm/config.h"
+
+#include <boost/program_options.hpp>
+#include <cctype>
+#include <charconv>
+#include <sstream>
+
+namespace godwit {
+namespace po = boost::program_options;
+
+namespace {
+constexpr uint32_t kMaxVcpus = 254;  // APIC IDs 0..254 (255 is broadcast)
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+}  // namespace
+
+Result<uint64_t> parse_size(const std::string& text) {
+  uint64_t value = 0;
+  const char* begin = text.data();
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(begin, end, value);
+  if (ec != std::errc() || ptr == begin) return fail("invalid size '" + text + "': expected e.g. 512M or 1G");
+  std::string suffix = lower(std::string(ptr, end));
+  uint64_t mult = 1;
+  if (suffix.empty() || suffix == "b") {
+    mult = 1;
+  } else if (suffix == "k" || suffix == "kib" || suffix == "kb") {
+    mult = 1024;
+  } else if (suffix == "m" || suffix == "mib" || suffix == "mb") {
+    mult = kMiB;
+  } else if (suffix == "g" || suffix == "gib" || suffix == "gb") {
+    mult = kGiB;
+  } else if (suffix == "t" || suffix == "tib" || suffix == "tb") {
+    mult = 1024 * kGiB;
+  } else {
+    return fail("invalid size '" + text + "': unknown suffix '" + suffix + "' (use K, M, G or T)");
+  }
+  if (value != 0 && mult > UINT64_MAX / value) return fail("invalid size '" + text + "': too large");
+  return value * mult;
+}
+
+Result<SerialConfig> parse_serial(const std::string& text) {
+  SerialConfig s;
+  if (text == "stdout") {
+    s.kind = SerialConfig::Kind::stdout_;
+  } else if (text == "none" || text == "off") {
+    s.kind = SerialConfig::Kind::none;
+  } else if (text.starts_with("file:") && text.size() > 5) {
+    s.kind = SerialConfig::Kind::file;
+    s.path = text.substr(5);
+  } else if (text.starts_with("unix:") && text.size() > 5) {
+    s.kind = SerialConfig::Kind::unix_socket;
+    s.path = text.substr(5);
+  } else {
+    return fail("invalid --serial '" + text + "': expected stdout, none, file:PATH or unix:PATH");
+  }
+  return s;
+}
+
+namespace {
+
+po::options_description make_options() {
+  po::options_description opts(
+      "Usage: godwit [OPTIONS] (--kernel FILE | --image FILE[,...])\n\n"
+      "godwit: a lightweight KVM virtual machine monitor.\n\nOptions");
+  // clang-format off
+  opts.add_options()
+    ("help,h", "print this help and exit")
+    ("version", "print the version and exit")
+    ("memory,m", po::value<std::string>()->default_value("512M"),
+     "guest RAM size (e.g. 512M, 1G); above 3 GiB the rest is mapped at 4 GiB")
+    ("memory-backing", po::value<std::string>()->default_value("memfd"),
+     "guest RAM backing: memfd, anonymous or hugetlbfs:DIR")
+    ("vcpus", po::value<uint32_t>()->default_value(1), "number of vCPUs (1-254)")
+    ("api-sock", po::value<std::string>(), "serve the REST API on this unix socket path")
+    ("serial", po::value<std::string>()->default_value("stdout"),
+     "serial console: stdout, none, file:PATH or unix:PATH (godwit listens)")
+    ("kernel", po::value<std::string>(), "boot a Linux bzImage or an ELF kernel (PVH or 64-bit entry)")
+    ("initrd", po::value<std::string>(), "initial ramdisk for --kernel")
+    ("cmdline", po::value<std::string>()->default_value("console=ttyS0"), "kernel command line for --kernel")
+    ("image", po::value<std::string>(),
+     "boot a raw image: FILE[,load=ADDR][,entry=ADDR][,mode=real|protected|long]; "
+     "defaults load=entry=0x7c00, mode=real (a boot sector)")
+    ("guest-param", po::value<std::vector<std::string>>()->composing(),
+     "patch a test-guest parameter: NAME.KEY=VALUE[,NAME.KEY=VALUE...] (repeatable)");
+  // clang-format on
+  return opts;
+}
+
+Result<void> split_params(const std::string& text, std::vector<std::string>& out) {
+  std::string item;
+  std::istringstream in(text);
+  while (std::getline(in, item, ',')) {
+    if (item.empty()) continue;
+    auto dot = item.find('.');
+    auto eq = item.find('=');
+    if (dot == std::string::npos || eq == std::string::npos || dot > eq || dot == 0 ||
+        eq == dot + 1 || eq + 1 == item.size())
+      return fail("invalid --guest-param '" + item + "': expected NAME.KEY=VALUE");
+    out.push_back(item);
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) {
+  po::options_description opts = make_options();
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, opts), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return fail(std::string(e.what()) + " (see godwit --help)");
+  }
+  ParsedCommandLine out;
+  if (vm.count("help")) {
+    std::ostringstream text;
+    text << opts << "\nExamples:\n"
+         << "  godwit --image build/guests/selfcheck.img --vcpus 2 --memory 512M\n"
+         << "  godwit --kernel bzImage --cmdline 'console=ttyS0' --api-sock /tmp/godwit.sock\n"
+         << "\nLinux kernels need a host whose KVM uses VMX or SVM; on PVM hosts only the\n"
+         << "project's own test guests run (see README).\n";
+    out.message = text.str();
+    return out;
+  }
+  if (vm.count("version")) {
+    out.message = "godwit 0.1.0\n";
+    return out;
+  }
+
+  VmConfig c;
+  auto memory_size = parse_size(vm["memory"].as<std::string>());
+  if (!memory_size) return fail(memory_size.error().context("--memory"));
+  c.memory_size = *memory_size;
+  if (c.memory_size == 0) return fail("--memory: size must be greater than 0");
+  if (c.memory_size % kPageSize != 0) return fail("--memory: size must be a multiple of 4 KiB");
+  if (c.memory_size < 2 * kMiB) return fail("--memory: at least 2 MiB is needed");
+
+  std::string backing = vm["memory-backing"].as<std::string>();
+  if (backing == "memfd") {
+    c.backing = MemoryBacking::memfd;
+  } else if (backing == "anonymous") {
+    c.backing = MemoryBacking::anonymous;
+  } else if (backing.starts_with("hugetlbfs:") && backing.size() > 10) {
+    c.backing = MemoryBacking::hugetlbfs;
+    c.hugetlbfs_dir = backing.substr(10);
+  } else {
+    return fail("invalid --memory-backing '" + backing + "': expected memfd, anonymous or hugetlbfs:DIR");
+  }
+
+  c.vcpus = vm["vcpus"].as<uint32_t>();
+  if (c.vcpus == 0 || c.vcpus > kMaxVcpus)
+    return fail("--vcpus: must be between 1 and " + std::to_string(kMaxVcpus) + ", got " +
+                std::to_string(c.vcpus));
+
+  if (vm.count("api-sock")) c.api_sock = vm["api-sock"].as<std::string>();
+  c.serial = TRY(parse_serial(vm["serial"].as<std::string>()));
+
+  bool has_kernel = vm.count("kernel") > 0;
+  bool has_image = vm.count("image") > 0;
+  if (has_kernel == has_image)
+    return fail("exactly one boot source is needed: --kernel FILE or --image FILE (see godwit --help)");
+  if (has_kernel) {
+    KernelBoot k;
+    k.kernel = vm["kernel"].as<std::string>();
+    if (vm.count("initrd")) k.initrd = vm["initrd"].as<std::string>();
+    k.cmdline = vm["cmdline"].as<std::string>();
+    c.boot = k;
+  } else {
+    if (vm.count("initrd")) return fail("--initrd needs --kernel");
+    c.boot = ImageBoot{vm["image"].as<std::string>()};
+  }
+  if (vm.count("guest-param")) {
+    for (const auto& p : vm["guest-param"].as<std::vector<std::string>>())
+      TRY_VOID(split_params(p, c.guest_params));
+  }
+  out.config = std::move(c);
+  return out;
+}
+
+}  // namespace godwit
