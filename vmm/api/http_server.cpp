@@ -55,8 +55,8 @@ void HttpServer::Impl::accept_next() {
       return;
     }
     if (registry.sessions.size() >= options.max_connections) {
-      log::warn("API socket " + path + ": more than " + std::to_string(options.max_connections) +
-                " connections; refusing one");
+      log::warn("API socket " + path + ": connection limit of " +
+                std::to_string(options.max_connections) + " reached; closing a new connection");
       error_code ignored;
       socket.close(ignored);
     } else {
