@@ -38,7 +38,15 @@ run_logged() {
   return "$logged_status"
 }
 
-step() { printf '\n==> docker-test: %s\n' "$*"; }
+script_start=$(date +%s)
+step_start=$script_start
+# Prints a step heading, with the time the previous step took.
+step() {
+  now=$(date +%s)
+  printf '\n==> docker-test [+%ss, previous step %ss]: %s\n' \
+    "$((now - script_start))" "$((now - step_start))" "$*"
+  step_start=$now
+}
 warn() { printf 'docker-test: warning: %s\n' "$*" >&2; }
 die() {
   printf 'docker-test: error: %s\n' "$*" >&2
@@ -157,18 +165,24 @@ if [ -c /dev/kvm ]; then
 else
   warn "/dev/kvm is missing on this host: running without it (the kvm and integration tests will skip)"
 fi
-step "running 'make test' in $image ${device_args:+with $device_args }(log: $log_dir/test.log)"
+step "running '${*:-make test}' in $image ${device_args:+with $device_args }(log: $log_dir/test.log)"
+if [ "$#" -eq 0 ]; then
+  set -- make test
+fi
 status=0
 container_started=1
+# The wrapper says whether the container sees /dev/kvm, then runs COMMAND.
+# shellcheck disable=SC2016  # expanded by the container's shell
+in_container='if [ -c /dev/kvm ]; then echo "docker-test: /dev/kvm is present in the container"; else echo "docker-test: no /dev/kvm in the container"; fi; echo "docker-test: running: $*"; exec "$@"'
 # --init: make is not PID 1, so Ctrl-C (proxied by the client) stops it.
 # shellcheck disable=SC2086
 run_logged "$log_dir/test.log" docker run --rm --init --name "$container" \
-  $network_args $device_args "$image" || status=$?
+  $network_args $device_args "$image" sh -c "$in_container" sh "$@" || status=$?
 container_started=""
 
 if [ "$status" -eq 0 ]; then
-  step "make test passed in the container"
+  step "'$*' passed in the container"
 else
-  step "make test failed in the container (exit status $status); see $log_dir/test.log"
+  step "'$*' failed in the container (exit status $status); see $log_dir/test.log"
 fi
 exit "$status"
