@@ -36,11 +36,15 @@ class Testdev : public BusDevice {
  public:
   /// Size of the MMIO page.
   static constexpr uint64_t kSize = 0x1000;
-  /// Register offsets.
+  /// Console byte register (write).
   static constexpr uint64_t kConsoleOffset = 0x00;
+  /// Exit register (write).
   static constexpr uint64_t kExitOffset = 0x04;
+  /// vCPU count register (read).
   static constexpr uint64_t kVcpuCountOffset = 0x08;
+  /// RAM size in MiB register (read).
   static constexpr uint64_t kRamMibOffset = 0x0c;
+  /// Magic register (read).
   static constexpr uint64_t kMagicOffset = 0x10;
   /// Value of the magic register ("GDWT" little-endian).
   static constexpr uint32_t kMagic = 0x54574447;

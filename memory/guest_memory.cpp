@@ -43,7 +43,8 @@ Result<uint64_t> hugetlbfs_page_size(const std::string& dir) {
   if (::statfs(dir.c_str(), &fs) != 0) return fail_errno("hugetlbfs backing: statfs " + dir);
   if (static_cast<uint64_t>(fs.f_type) != HUGETLBFS_MAGIC)
     return fail("hugetlbfs backing: " + dir +
-                " is not a hugetlbfs mount (mount -t hugetlbfs none " + dir + ")");
+                " is not a hugetlbfs mount (mount one with 'mount -t hugetlbfs none <dir>' and "
+                "reserve pages in /proc/sys/vm/nr_hugepages)");
   return static_cast<uint64_t>(fs.f_bsize);
 }
 
