@@ -96,7 +96,7 @@ class DirtyBitmap {
 struct GuestMemoryOptions {
   uint64_t size = 0;  ///< total RAM bytes (multiple of 4 KiB, > 0)
   MemoryBacking backing = MemoryBacking::memfd;
-  std::string hugetlbfs_dir;  ///< for MemoryBacking::hugetlbfs
+  std::string hugetlbfs_dir{};  ///< for MemoryBacking::hugetlbfs
 };
 
 /// All guest RAM. Thread-safe for concurrent reads/writes of guest memory
