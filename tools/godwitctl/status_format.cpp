@@ -2,7 +2,7 @@
 #include "tools/godwitctl/status_format.h"
 
 #include <cstdio>
-#include <set>
+#include <optional>
 
 namespace godwit::ctl {
 
@@ -34,6 +34,15 @@ std::string hex(uint64_t value) {
   return text;
 }
 
+/// A non-negative integer JSON value (signed or unsigned), if it is one.
+std::optional<uint64_t> as_u64(const nlohmann::json& value) {
+  if (value.is_number_unsigned()) return value.get<uint64_t>();
+  if (value.is_number_integer() && value.get<int64_t>() >= 0) {
+    return static_cast<uint64_t>(value.get<int64_t>());
+  }
+  return std::nullopt;
+}
+
 /// A JSON value as text: strings without quotes, everything else compact JSON.
 std::string plain(const nlohmann::json& value) {
   if (value.is_string()) return value.get<std::string>();
@@ -52,8 +61,8 @@ void format_memory(std::string& out, const nlohmann::json& memory) {
     return;
   }
   std::string summary;
-  if (memory.contains("size_bytes") && memory["size_bytes"].is_number_unsigned()) {
-    summary = human_size(memory["size_bytes"].get<uint64_t>());
+  if (auto size = memory.contains("size_bytes") ? as_u64(memory["size_bytes"]) : std::nullopt) {
+    summary = human_size(*size);
   }
   if (memory.contains("backing")) {
     summary += (summary.empty() ? "" : " ") + std::string("(") + plain(memory["backing"]) + ")";
@@ -61,13 +70,17 @@ void format_memory(std::string& out, const nlohmann::json& memory) {
   line(out, "memory", summary.empty() ? "-" : summary);
   if (memory.contains("regions") && memory["regions"].is_array()) {
     for (const auto& region : memory["regions"]) {
-      if (!region.is_object() || !region.contains("gpa") || !region.contains("size") ||
-          !region["gpa"].is_number_unsigned() || !region["size"].is_number_unsigned()) {
+      std::optional<uint64_t> gpa_value, size_value;
+      if (region.is_object() && region.contains("gpa") && region.contains("size")) {
+        gpa_value = as_u64(region["gpa"]);
+        size_value = as_u64(region["size"]);
+      }
+      if (!gpa_value || !size_value) {
         out += "  region " + region.dump() + "\n";
         continue;
       }
-      uint64_t gpa = region["gpa"].get<uint64_t>();
-      uint64_t size = region["size"].get<uint64_t>();
+      uint64_t gpa = *gpa_value;
+      uint64_t size = *size_value;
       out += "  " + hex(gpa) + "-" + hex(size == 0 ? gpa : gpa + size - 1) + "  " +
              human_size(size) + "\n";
     }

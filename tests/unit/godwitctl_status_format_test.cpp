@@ -1,0 +1,47 @@
+// godwitctl's text rendering of GET /vm: sizes, regions, unknown keys.
+#include <gtest/gtest.h>
+
+#include "tools/godwitctl/status_format.h"
+
+namespace godwit::ctl {
+namespace {
+
+TEST(GodwitctlStatusFormat, HumanSizes) {
+  EXPECT_EQ(human_size(0), "0 B");
+  EXPECT_EQ(human_size(1000), "1000 B");
+  EXPECT_EQ(human_size(4096), "4 KiB");
+  EXPECT_EQ(human_size(uint64_t{1} << 30), "1 GiB");
+  EXPECT_EQ(human_size(uint64_t{1536} << 20), "1536 MiB");
+  EXPECT_EQ(human_size(123456789), "117.7 MiB");
+}
+
+TEST(GodwitctlStatusFormat, FullDocument) {
+  nlohmann::json info = {{"state", "paused"},
+                         {"vcpus", 4},
+                         {"memory",
+                          {{"size_bytes", uint64_t{4} << 30},
+                           {"backing", "memfd"},
+                           {"regions",
+                            {{{"gpa", 0}, {"size", uint64_t{3} << 30}},
+                             {{"gpa", uint64_t{4} << 30}, {"size", uint64_t{1} << 30}}}}}},
+                         {"uptime_s", 12}};
+  EXPECT_EQ(format_vm_status(info),
+            "state:    paused\n"
+            "vcpus:    4\n"
+            "memory:   4 GiB (memfd)\n"
+            "  0x0-0xbfffffff  3 GiB\n"
+            "  0x100000000-0x13fffffff  1 GiB\n"
+            "uptime_s: 12\n");
+}
+
+TEST(GodwitctlStatusFormat, ToleratesMissingAndOddKeys) {
+  EXPECT_EQ(format_vm_status(nlohmann::json::object()), "state:    unknown\n");
+  EXPECT_EQ(format_vm_status({{"state", "running"}, {"memory", {{"regions", {"weird"}}}}}),
+            "state:    running\n"
+            "memory:   -\n"
+            "  region \"weird\"\n");
+  EXPECT_EQ(format_vm_status(nlohmann::json("text")), "text\n");
+}
+
+}  // namespace
+}  // namespace godwit::ctl
