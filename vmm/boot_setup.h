@@ -2,7 +2,7 @@
 // FPU defaults) and loading the configured boot source into the boot vCPU.
 #pragma once
 
-#include <linux/kvm.h>
+#include "kvm/uapi.h"
 
 #include <span>
 

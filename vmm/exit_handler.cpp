@@ -1,7 +1,7 @@
 // handle_exit(): maps each KVM exit to device accesses and a loop action.
 #include "vmm/exit_handler.h"
 
-#include <linux/kvm.h>
+#include "kvm/uapi.h"
 
 #include <type_traits>
 

@@ -1,7 +1,7 @@
 // Machine: building the VM, the run-state transitions and whole-VM state.
 #include "vmm/machine.h"
 
-#include <linux/kvm.h>
+#include "kvm/uapi.h"
 
 #include "base/log.h"
 #include "vmm/boot_setup.h"
@@ -159,6 +159,11 @@ int Machine::wait_stopped() {
 RunState Machine::state() const {
   std::lock_guard lock(mu_);
   return state_;
+}
+
+std::string Machine::stop_reason() const {
+  std::lock_guard lock(mu_);
+  return stop_reason_;
 }
 
 Result<MachineState> Machine::save_state() {

@@ -77,6 +77,8 @@ class Machine : public ExitDispatch {
   [[nodiscard]] Result<void> restore_state(const MachineState& state);
 
   [[nodiscard]] RunState state() const;
+  /// Why the VM stopped (empty while it runs).
+  [[nodiscard]] std::string stop_reason() const;
   /// The API's view: state, config, vCPUs, memory layout, devices.
   [[nodiscard]] nlohmann::json info() const;
   [[nodiscard]] GuestMemory& memory() { return *memory_; }

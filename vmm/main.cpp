@@ -85,6 +85,8 @@ int main(int argc, char** argv) {
     status = 1;
   } else {
     status = (*machine)->wait_stopped();
+    log::info("VM stopped: " + (*machine)->stop_reason() + " (exit status " +
+              std::to_string(status) + ")");
   }
   if (server) server->stop();
   pthread_kill(signals.native_handle(), SIGUSR2);

@@ -1,7 +1,7 @@
 // handle_exit() fed synthetic exits: device dispatch (including string I/O)
 // and the loop action for every kind of exit.
 #include <gtest/gtest.h>
-#include <linux/kvm.h>
+#include "kvm/uapi.h"
 
 #include <vector>
 

@@ -53,6 +53,13 @@ std::string Response::serialized_body() const {
   return raw;
 }
 
+std::string Response::take_body() && {
+  if (content_type == "application/json" || status == 204 || status == 304 || status < 200) {
+    return serialized_body();
+  }
+  return std::move(raw);
+}
+
 namespace {
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';

@@ -48,6 +48,8 @@ struct Response {
 
   /// The bytes that go on the wire as the message body.
   [[nodiscard]] std::string serialized_body() const;
+  /// Like serialized_body(), but moves raw bytes out instead of copying them.
+  [[nodiscard]] std::string take_body() &&;
 };
 
 /// Splits "a=1&b=0x2" into a map, percent-decoding keys and values ('+' means space).

@@ -108,15 +108,20 @@ void HttpSession::on_request_read(error_code ec) {
   const auto& message = parser_->get();
   Request request = to_request(message);
   Response response = router_.dispatch(request);
-  send(response, message.version(), message.keep_alive());
+  send(std::move(response), message.version(), message.keep_alive());
 }
 
-void HttpSession::send(const Response& response, unsigned http_version, bool keep_alive) {
+void HttpSession::send(Response response, unsigned http_version, bool keep_alive) {
+  // A handler bug must not produce an unsendable status line.
+  if (response.status < 100 || response.status > 599) {
+    response = Response::error(
+        500, "handler returned invalid HTTP status " + std::to_string(response.status));
+  }
   response_ = std::make_unique<HttpResponse>();
   response_->version(http_version);
   response_->result(static_cast<unsigned>(response.status));
   response_->set(http::field::server, "godwit");
-  std::string body = response.serialized_body();
+  std::string body = std::move(response).take_body();
   if (!body.empty() || response.status != 204) {
     if (!response.content_type.empty()) {
       response_->set(http::field::content_type, response.content_type);

@@ -48,7 +48,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void read_request();
   void on_request_read(boost::system::error_code ec);
-  void send(const Response& response, unsigned http_version, bool keep_alive);
+  void send(Response response, unsigned http_version, bool keep_alive);
   void on_response_written(boost::system::error_code ec, bool keep_alive);
   void arm_timeout();
   void disarm_timeout();
