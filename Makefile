@@ -11,7 +11,7 @@ DEPS := cmake ninja-build g++ make nasm pkg-config \
         nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev \
         curl iproute2 ca-certificates
 
-.PHONY: all deps build build-asan demo test test-unit-asan docker-test clean
+.PHONY: all deps build build-asan demo test bench docker-test clean
 
 all: build
 
@@ -22,9 +22,12 @@ build:
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@ninja -C $(BUILD)
 
+# The sanitizer build compiles only what the unit tests run.
+UNIT_TESTS := $(basename $(notdir $(wildcard tests/unit/*_test.cpp)))
+
 build-asan:
 	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGODWIT_SANITIZE=ON >/dev/null
-	@ninja -C $(ASAN_BUILD)
+	@ninja -C $(ASAN_BUILD) godwitctl ab-check $(UNIT_TESTS)
 
 demo: deps build
 	@./scripts/demo.sh $(BUILD)
@@ -34,6 +37,10 @@ demo: deps build
 test: deps build build-asan
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
 	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L unit --timeout 600
+
+# Benchmarks (JSON on stdout; see bench/).
+bench: deps build
+	@$(BUILD)/bin/godwit-bench $(BUILD)
 
 # The same tests inside a Debian 12 container (see scripts/docker-test.sh).
 docker-test:

@@ -47,16 +47,16 @@ inline std::unexpected<Error> fail_errno(std::string what) {
 }  // namespace godwit
 
 /// Early-return on error: `auto v = TRY(f());` (GNU statement expression).
-#define TRY(expr)                                                   \
-  ({                                                                \
-    auto&& godwit_try_result_ = (expr);                             \
+#define TRY(expr)                                                                           \
+  ({                                                                                        \
+    auto&& godwit_try_result_ = (expr);                                                     \
     if (!godwit_try_result_) return std::unexpected(std::move(godwit_try_result_).error()); \
-    std::move(godwit_try_result_).value();                          \
+    std::move(godwit_try_result_).value();                                                  \
   })
 
 /// Early-return on error for Result<void>.
-#define TRY_VOID(expr)                                              \
-  do {                                                              \
-    auto&& godwit_try_result_ = (expr);                             \
+#define TRY_VOID(expr)                                                                      \
+  do {                                                                                      \
+    auto&& godwit_try_result_ = (expr);                                                     \
     if (!godwit_try_result_) return std::unexpected(std::move(godwit_try_result_).error()); \
   } while (0)

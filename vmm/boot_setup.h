@@ -2,11 +2,10 @@
 // FPU defaults) and loading the configured boot source into the boot vCPU.
 #pragma once
 
-#include "kvm/uapi.h"
-
 #include <span>
 
 #include "base/result.h"
+#include "kvm/uapi.h"
 #include "kvm/vcpu.h"
 #include "memory/guest_memory.h"
 #include "vmm/config.h"

@@ -23,7 +23,8 @@ Result<uint64_t> parse_size(const std::string& text) {
   const char* begin = text.data();
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(begin, end, value);
-  if (ec != std::errc() || ptr == begin) return fail("invalid size '" + text + "': expected e.g. 512M or 1G");
+  if (ec != std::errc() || ptr == begin)
+    return fail("invalid size '" + text + "': expected e.g. 512M or 1G");
   std::string suffix = lower(std::string(ptr, end));
   uint64_t mult = 1;
   if (suffix.empty() || suffix == "b") {
@@ -39,7 +40,8 @@ Result<uint64_t> parse_size(const std::string& text) {
   } else {
     return fail("invalid size '" + text + "': unknown suffix '" + suffix + "' (use K, M, G or T)");
   }
-  if (value != 0 && mult > UINT64_MAX / value) return fail("invalid size '" + text + "': too large");
+  if (value != 0 && mult > UINT64_MAX / value)
+    return fail("invalid size '" + text + "': too large");
   return value * mult;
 }
 
@@ -150,7 +152,8 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
     c.backing = MemoryBacking::hugetlbfs;
     c.hugetlbfs_dir = backing.substr(10);
   } else {
-    return fail("invalid --memory-backing '" + backing + "': expected memfd, anonymous or hugetlbfs:DIR");
+    return fail("invalid --memory-backing '" + backing +
+                "': expected memfd, anonymous or hugetlbfs:DIR");
   }
 
   c.vcpus = vm["vcpus"].as<uint32_t>();
@@ -164,7 +167,8 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
   bool has_kernel = vm.count("kernel") > 0;
   bool has_image = vm.count("image") > 0;
   if (has_kernel == has_image)
-    return fail("exactly one boot source is needed: --kernel FILE or --image FILE (see godwit --help)");
+    return fail(
+        "exactly one boot source is needed: --kernel FILE or --image FILE (see godwit --help)");
   if (has_kernel) {
     KernelBoot k;
     k.kernel = vm["kernel"].as<std::string>();

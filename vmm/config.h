@@ -24,7 +24,7 @@ struct SerialConfig {
 /// Boot from a kernel (bzImage or ELF, detected by content).
 struct KernelBoot {
   std::string kernel;
-  std::string initrd;   ///< empty: none
+  std::string initrd;  ///< empty: none
   std::string cmdline;
 };
 /// Boot from a raw image: the unparsed --image spec ("FILE[,load=..][,entry=..][,mode=..]").

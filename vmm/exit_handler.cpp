@@ -1,19 +1,23 @@
 // handle_exit(): maps each KVM exit to device accesses and a loop action.
 #include "vmm/exit_handler.h"
 
-#include "kvm/uapi.h"
-
 #include <type_traits>
+
+#include "kvm/uapi.h"
 
 namespace godwit {
 namespace {
 
 std::string system_event_name(uint32_t type) {
   switch (type) {
-    case KVM_SYSTEM_EVENT_SHUTDOWN: return "shutdown";
-    case KVM_SYSTEM_EVENT_RESET: return "reset";
-    case KVM_SYSTEM_EVENT_CRASH: return "crash";
-    default: return "type " + std::to_string(type);
+    case KVM_SYSTEM_EVENT_SHUTDOWN:
+      return "shutdown";
+    case KVM_SYSTEM_EVENT_RESET:
+      return "reset";
+    case KVM_SYSTEM_EVENT_CRASH:
+      return "crash";
+    default:
+      return "type " + std::to_string(type);
   }
 }
 
@@ -42,8 +46,7 @@ ExitOutcome handle_exit(const kvm::VcpuExit& exit, ExitDispatch& dispatch) {
           // A full dirty ring is drained by the collector; the vCPU simply
           // leaves KVM_RUN so that pause/stop and harvesting can happen.
           return {ExitAction::interrupted, {}};
-        } else if constexpr (std::is_same_v<T, kvm::IrqWindowOpen> ||
-                             std::is_same_v<T, kvm::Hlt>) {
+        } else if constexpr (std::is_same_v<T, kvm::IrqWindowOpen> || std::is_same_v<T, kvm::Hlt>) {
           return {};
         } else if constexpr (std::is_same_v<T, kvm::Shutdown>) {
           return {ExitAction::fatal, "guest triple fault (KVM_EXIT_SHUTDOWN)"};

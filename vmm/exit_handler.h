@@ -26,10 +26,10 @@ class ExitDispatch {
 
 /// What the vCPU loop does after an exit.
 enum class ExitAction {
-  reenter,    ///< handled: run the vCPU again
+  reenter,      ///< handled: run the vCPU again
   interrupted,  ///< KVM_RUN was interrupted: check pause/stop, then run again
-  fatal,      ///< the guest cannot continue: stop the VM with `reason`
-  shutdown,   ///< the guest asked to power off or reset: stop the VM normally
+  fatal,        ///< the guest cannot continue: stop the VM with `reason`
+  shutdown,     ///< the guest asked to power off or reset: stop the VM normally
 };
 
 /// The action and, for fatal/shutdown, a reason for the log and the API.

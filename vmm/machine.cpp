@@ -1,9 +1,8 @@
 // Machine: building the VM, the run-state transitions and whole-VM state.
 #include "vmm/machine.h"
 
-#include "kvm/uapi.h"
-
 #include "base/log.h"
+#include "kvm/uapi.h"
 #include "vmm/boot_setup.h"
 #include "vmm/platform.h"
 
@@ -11,10 +10,14 @@ namespace godwit {
 
 const char* to_string(RunState s) {
   switch (s) {
-    case RunState::created: return "created";
-    case RunState::running: return "running";
-    case RunState::paused: return "paused";
-    case RunState::shutdown: return "shutdown";
+    case RunState::created:
+      return "created";
+    case RunState::running:
+      return "running";
+    case RunState::paused:
+      return "paused";
+    case RunState::shutdown:
+      return "shutdown";
   }
   return "unknown";
 }
@@ -42,13 +45,14 @@ Result<void> Machine::build(BootMode boot) {
   TRY_VOID(setup_memory());
   devices_ = TRY(PlatformDevices::create(
       config_, PlatformDevices::Hooks{
-                 .irq_line = [this](uint32_t gsi, bool level) {
-                   auto r = vm_->irq_line(gsi, level);
-                   if (!r) log::warn("irq line " + std::to_string(gsi) + ": " + r.error().message);
-                 },
-                 .stop = [this](int status, const std::string& reason) {
-                   request_stop(status, reason);
-                 }}));
+                   .irq_line =
+                       [this](uint32_t gsi, bool level) {
+                         auto r = vm_->irq_line(gsi, level);
+                         if (!r)
+                           log::warn("irq line " + std::to_string(gsi) + ": " + r.error().message);
+                       },
+                   .stop = [this](int status,
+                                  const std::string& reason) { request_stop(status, reason); }}));
   TRY_VOID(setup_vcpus());
   if (boot == BootMode::load) TRY_VOID(load_boot_source());
   return {};
@@ -77,9 +81,7 @@ Result<void> Machine::setup_vcpus() {
   return {};
 }
 
-Result<void> Machine::load_boot_source() {
-  return load_boot(config_, *memory_, *vcpus_[0]);
-}
+Result<void> Machine::load_boot_source() { return load_boot(config_, *memory_, *vcpus_[0]); }
 
 Result<void> Machine::start() {
   std::lock_guard lock(mu_);
@@ -199,7 +201,8 @@ Result<void> Machine::restore_state(const MachineState& st) {
     memory_->mark_dirty(regions[i].gpa, regions[i].size);
   }
   TRY_VOID(kvm::restore_vm_devices(*vm_, st.vm));
-  for (size_t i = 0; i < vcpus_.size(); ++i) TRY_VOID(kvm::restore_vcpu_state(*vcpus_[i], st.vcpus[i]));
+  for (size_t i = 0; i < vcpus_.size(); ++i)
+    TRY_VOID(kvm::restore_vcpu_state(*vcpus_[i], st.vcpus[i]));
   TRY_VOID(devices_->restore_state(st.devices));
   TRY_VOID(kvm::restore_vm_clock(*vm_, st.vm));
   return {};
@@ -221,7 +224,7 @@ nlohmann::json Machine::info() const {
     regions.push_back({{"slot", r.slot}, {"gpa", r.gpa}, {"size", r.size}});
   const char* backing = config_.backing == MemoryBacking::memfd       ? "memfd"
                         : config_.backing == MemoryBacking::anonymous ? "anonymous"
-                                                                       : "hugetlbfs";
+                                                                      : "hugetlbfs";
   j["memory"] = {{"size_bytes", memory_->total_size()}, {"backing", backing}, {"regions", regions}};
   nlohmann::json cfg;
   cfg["memory_size"] = config_.memory_size;

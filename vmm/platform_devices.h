@@ -5,10 +5,9 @@
 
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "base/result.h"
 #include "devices/bus.h"
@@ -31,8 +30,8 @@ class PlatformDevices {
  public:
   /// How devices reach the rest of the VMM.
   struct Hooks {
-    std::function<void(uint32_t gsi, bool level)> irq_line;      ///< KVM_IRQ_LINE
-    std::function<void(int status, const std::string&)> stop;    ///< guest-requested stop
+    std::function<void(uint32_t gsi, bool level)> irq_line;    ///< KVM_IRQ_LINE
+    std::function<void(int status, const std::string&)> stop;  ///< guest-requested stop
   };
 
   /// Builds the devices and the console backend for `config`.

@@ -190,6 +190,8 @@ class Godwit {
 };
 
 /// Path of a probe image.
-inline std::string probe(const std::string& name) { return build_path("guests/probes/" + name + ".img"); }
+inline std::string probe(const std::string& name) {
+  return build_path("guests/probes/" + name + ".img");
+}
 
 }  // namespace godwit::test

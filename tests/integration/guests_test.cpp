@@ -52,7 +52,8 @@ void check_ab_guest(const std::string& image, const std::string& marker) {
                                std::to_string(2048 * 4096), "--out", dump});
     ASSERT_EQ(st2, 0) << out2;
     std::string bytes = read_file(dump);
-    auto r = abcheck::check_ab(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+    auto r =
+        abcheck::check_ab(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
     EXPECT_TRUE(r.ok) << r.message;
     EXPECT_EQ(r.pages, 2048u);
 

@@ -66,7 +66,8 @@ TEST(Api, MemoryReadReturnsGuestBytesAndChecksBounds) {
   EXPECT_EQ(r->body, std::string("\x31\xc0", 2));
 
   std::string out_file = vm.dir().file("dump.bin");
-  auto [st, out] = vm.ctl({"memory", "read", "--gpa", "0x7c00", "--len", "4096", "--out", out_file});
+  auto [st, out] =
+      vm.ctl({"memory", "read", "--gpa", "0x7c00", "--len", "4096", "--out", out_file});
   EXPECT_EQ(st, 0) << out;
   EXPECT_EQ(read_file(out_file).size(), 4096u);
 

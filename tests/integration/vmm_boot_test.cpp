@@ -27,8 +27,8 @@ TEST(Boot, ProtectedModeEntry) {
 
 TEST(Boot, LongModeEntryWithIdentityMapAboveOneGiB) {
   GODWIT_REQUIRE_KVM();
-  Godwit vm({"--image", probe("hello_long") + ",load=0x100000,entry=0x100000,mode=long",
-             "--memory", "2G"},
+  Godwit vm({"--image", probe("hello_long") + ",load=0x100000,entry=0x100000,mode=long", "--memory",
+             "2G"},
             false);
   EXPECT_EQ(vm.wait_exit(30s), 0x64);
   EXPECT_EQ(vm.serial(), "hello from long mode\n");

@@ -1,10 +1,10 @@
 // handle_exit() fed synthetic exits: device dispatch (including string I/O)
 // and the loop action for every kind of exit.
 #include <gtest/gtest.h>
-#include "kvm/uapi.h"
 
 #include <vector>
 
+#include "kvm/uapi.h"
 #include "vmm/exit_handler.h"
 
 namespace godwit {
@@ -80,8 +80,7 @@ TEST(ExitHandler, ActionsForNonIoExits) {
   EXPECT_NE(sd.reason.find("triple fault"), std::string::npos);
   EXPECT_EQ(handle_exit(kvm::SystemEvent{KVM_SYSTEM_EVENT_RESET, 0}, d).action,
             ExitAction::shutdown);
-  EXPECT_EQ(handle_exit(kvm::SystemEvent{KVM_SYSTEM_EVENT_CRASH, 0}, d).action,
-            ExitAction::fatal);
+  EXPECT_EQ(handle_exit(kvm::SystemEvent{KVM_SYSTEM_EVENT_CRASH, 0}, d).action, ExitAction::fatal);
   auto ie = handle_exit(kvm::InternalError{1, {}}, d);
   EXPECT_EQ(ie.action, ExitAction::fatal);
   EXPECT_FALSE(ie.reason.empty());
