@@ -33,6 +33,8 @@ Router test_router() {
     return Response::json(200, {{"echo", *body}});
   });
   router.get("/throw", [](const Request&) -> Response { throw std::runtime_error("handler bug"); });
+  router.get("/bad-status", [](const Request&) { return Response::json(42, {}); });
+  router.get("/blob", [](const Request&) { return Response::bytes(std::string("\0\1\2", 3)); });
   return router;
 }
 
@@ -83,6 +85,19 @@ TEST(ApiServer, ThrowingHandlerGives500AndServerKeepsRunning) {
   EXPECT_EQ(reply.status, 500);
   EXPECT_NE(reply.json()["error"].get<std::string>().find("handler bug"), std::string::npos);
   EXPECT_EQ(http_request(sock.path(), "GET", "/ping").status, 200);
+}
+
+TEST(ApiServer, InvalidHandlerStatusBecomes500AndRawBytesPassThrough) {
+  TempSocketPath sock;
+  auto server = start_server(sock.path());
+  ASSERT_TRUE(server);
+  auto bad = http_request(sock.path(), "GET", "/bad-status");
+  EXPECT_EQ(bad.status, 500);
+  EXPECT_EQ(bad.json()["error"], "handler returned invalid HTTP status 42");
+  auto blob = http_request(sock.path(), "GET", "/blob");
+  EXPECT_EQ(blob.status, 200);
+  EXPECT_EQ(blob.content_type, "application/octet-stream");
+  EXPECT_EQ(blob.body, std::string("\0\1\2", 3));
 }
 
 TEST(ApiServer, GarbageBytesGet400AndTheNextClientIsServed) {
