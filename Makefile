@@ -34,9 +34,13 @@ demo: deps build
 
 # The whole suite: every test of the normal build, then the unit tests again
 # under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Both runs always happen; the target fails if either failed.
 test: deps build build-asan
-	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
-	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L unit --timeout 600
+	@status=0; \
+	(cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600) || status=1; \
+	echo "== unit tests under ASan+UBSan =="; \
+	(cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L unit --timeout 600) || status=1; \
+	exit $$status
 
 # Benchmarks (JSON on stdout; see bench/).
 bench: deps build
