@@ -16,21 +16,26 @@ TEST(GodwitctlStatusFormat, HumanSizes) {
 }
 
 TEST(GodwitctlStatusFormat, FullDocument) {
-  nlohmann::json info = {{"state", "paused"},
-                         {"vcpus", 4},
-                         {"memory",
-                          {{"size_bytes", uint64_t{4} << 30},
-                           {"backing", "memfd"},
-                           {"regions",
-                            {{{"gpa", 0}, {"size", uint64_t{3} << 30}},
-                             {{"gpa", uint64_t{4} << 30}, {"size", uint64_t{1} << 30}}}}}},
-                         {"uptime_s", 12}};
+  nlohmann::json info = {
+      {"state", "paused"},
+      {"vcpus", 4},
+      {"memory",
+       {{"size_bytes", uint64_t{4} << 30},
+        {"backing", "memfd"},
+        {"regions",
+         {{{"gpa", 0}, {"size", uint64_t{3} << 30}},
+          {{"gpa", uint64_t{4} << 30}, {"size", uint64_t{1} << 30}, {"slot", 1}}}}}},
+      {"uptime_s", 12},
+      {"config", {{"vcpus", 4}, {"boot", {{"image", "a.img"}}}}}};
   EXPECT_EQ(format_vm_status(info),
             "state:    paused\n"
             "vcpus:    4\n"
             "memory:   4 GiB (memfd)\n"
             "  0x0-0xbfffffff  3 GiB\n"
-            "  0x100000000-0x13fffffff  1 GiB\n"
+            "  0x100000000-0x13fffffff  1 GiB  (slot 1)\n"
+            "config:\n"
+            "  boot: {\"image\":\"a.img\"}\n"
+            "  vcpus: 4\n"
             "uptime_s: 12\n");
 }
 

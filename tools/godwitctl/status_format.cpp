@@ -81,8 +81,10 @@ void format_memory(std::string& out, const nlohmann::json& memory) {
       }
       uint64_t gpa = *gpa_value;
       uint64_t size = *size_value;
-      out += "  " + hex(gpa) + "-" + hex(size == 0 ? gpa : gpa + size - 1) + "  " +
-             human_size(size) + "\n";
+      out +=
+          "  " + hex(gpa) + "-" + hex(size == 0 ? gpa : gpa + size - 1) + "  " + human_size(size);
+      if (region.contains("slot")) out += "  (slot " + plain(region["slot"]) + ")";
+      out += "\n";
     }
   }
   for (const auto& [key, value] : memory.items()) {
@@ -100,7 +102,15 @@ std::string format_vm_status(const nlohmann::json& info) {
   if (info.contains("memory")) format_memory(out, info["memory"]);
   for (const auto& [key, value] : info.items()) {
     if (key == "state" || key == "vcpus" || key == "memory") continue;
-    line(out, key, plain(value));
+    if (value.is_object() && !value.empty()) {
+      // One level of nesting reads better as indented lines than as one JSON blob.
+      out += key + ":\n";
+      for (const auto& [sub_key, sub_value] : value.items()) {
+        out += "  " + sub_key + ": " + plain(sub_value) + "\n";
+      }
+    } else {
+      line(out, key, plain(value));
+    }
   }
   return out;
 }
