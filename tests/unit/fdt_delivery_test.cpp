@@ -127,6 +127,8 @@ TEST(FdtDelivery, FixedAreaIsReservedRamClearOfTheBootStructures) {
   EXPECT_GE(kFdtAddr, 0xa0000u);
   EXPECT_LE(end, boot::kKernelLoadAddr);
   EXPECT_EQ(kFdtAddr % 8, 0u);
+  EXPECT_EQ(kSetupDtbEntryAddr + sizeof(SetupDataHeader), kFdtAddr);
+  EXPECT_GE(kSetupDtbEntryAddr, boot::kEbdaStart);
 
   auto memory = make_memory(16 * kMiB);
   ASSERT_TRUE(memory);

@@ -18,5 +18,10 @@ namespace godwit::fdt {
 inline constexpr uint64_t kFdtAddr = 0xe0000;
 /// Bytes reserved for the blob at kFdtAddr: [0xe0000, 0xf0000).
 inline constexpr uint64_t kFdtMaxSize = 0x10000;
+/// Suggested address of the Linux SETUP_DTB setup_data entry (fdt_delivery.h):
+/// its 16-byte header sits just below kFdtAddr, so the DTB inside it lands at
+/// kFdtAddr, the same place for Linux and for the project's guests. Still in
+/// the e820-reserved BIOS area, 8-byte aligned.
+inline constexpr uint64_t kSetupDtbEntryAddr = kFdtAddr - 16;
 
 }  // namespace godwit::fdt
