@@ -63,6 +63,13 @@ def seeds():
         w.publish(i)
     yield "wrap_restore", w
 
+    pages = Image(3, 0, write_units=255)  # 4080 bytes across page boundaries
+    pages.desc(0, DATA, 8, NEXT, 1)
+    pages.desc(1, 0x1F00, 0x300, NEXT | WRITE, 2)
+    pages.desc(2, 0x3F80, 0x1000, WRITE)
+    pages.publish(0)
+    yield "page_crossing", pages
+
     loop = Image(3, 0)
     loop.desc(0, DATA, 4, NEXT, 1)
     loop.desc(1, DATA, 4, NEXT, 0)

@@ -14,6 +14,7 @@
 //   [2..3] last_avail_idx = next_used_idx    [4..5] desc table gpa
 //   [6..7] avail ring gpa                    [8..9] used ring gpa
 //   [10]   bytes written per chain (x 16)
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -66,8 +67,24 @@ void check_chain(const GuestMemory& memory, const DescriptorChain& chain, uint16
   FUZZ_CHECK(chain.descriptor_count <= uint32_t{size} + kMaxIndirectDescriptors);
 }
 
-/// Reads up to kMaxCopy bytes, skips the rest; writes `want` bytes half by
-/// copy and half zero-copy, then checks the dirty bitmap covers them.
+/// Traps unless every page under chain bytes [from, to) of the writable
+/// buffers is marked in the VMM dirty bitmap.
+void check_marked(DirtyBitmap& dirty, const DescriptorChain& chain, uint64_t from, uint64_t to) {
+  uint64_t at = 0;  // chain offset of the current buffer
+  for (const GuestBuffer& b : chain.writable) {
+    uint64_t lo = std::max(from, at), hi = std::min(to, at + b.len);
+    if (lo < hi) {
+      uint64_t first = b.gpa + (lo - at), last = b.gpa + (hi - at) - 1;
+      for (uint64_t page = first / kPageSize; page <= last / kPageSize; ++page)
+        FUZZ_CHECK(dirty.test(page));
+    }
+    at += b.len;
+  }
+}
+
+/// Reads up to kMaxCopy bytes and skips the rest; writes `want` bytes, the
+/// first half zero-copy (next_span + commit), the second half by copy, and
+/// checks after each half that the bitmap covers exactly what was written.
 uint32_t exercise_chain(GuestMemory& memory, const DescriptorChain& chain, uint64_t want) {
   ChainReader reader(memory, chain);
   std::vector<uint8_t> bytes(std::min<uint64_t>(reader.remaining(), kMaxCopy));
@@ -76,27 +93,22 @@ uint32_t exercise_chain(GuestMemory& memory, const DescriptorChain& chain, uint6
   FUZZ_CHECK(!reader.read_obj<uint8_t>().has_value());
 
   DirtyBitmap& dirty = memory.vmm_dirty(0);
-  dirty.clear();
   ChainWriter writer(memory, chain);
   want = std::min<uint64_t>(want, writer.remaining());
-  std::vector<uint8_t> pattern(want / 2, 0x5a);
-  FUZZ_CHECK(writer.write(pattern).has_value());
-  while (writer.written() < want) {
-    auto span = writer.next_span(want - writer.written());
+  uint64_t half = want / 2;
+  dirty.clear();
+  while (writer.written() < half) {
+    auto span = writer.next_span(half - writer.written());
     FUZZ_CHECK(span.has_value() && !span->empty());
     std::memset(span->data(), 0xa5, span->size());
     FUZZ_CHECK(writer.commit(span->size()).has_value());
   }
+  check_marked(dirty, chain, 0, half);
+  dirty.clear();
+  std::vector<uint8_t> pattern(want - half, 0x5a);
+  FUZZ_CHECK(writer.write(pattern).has_value());
   FUZZ_CHECK(writer.written() == want);
-  // Every page of the first `want` writable bytes must be marked.
-  uint64_t left = want;
-  for (const GuestBuffer& b : chain.writable) {
-    if (left == 0) break;
-    uint64_t n = std::min<uint64_t>(left, b.len);
-    for (uint64_t page = b.gpa / kPageSize; page <= (b.gpa + n - 1) / kPageSize; ++page)
-      FUZZ_CHECK(dirty.test(page));
-    left -= n;
-  }
+  check_marked(dirty, chain, half, want);
   return writer.written();
 }
 
