@@ -15,117 +15,134 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
-/// Accumulates buffers while enforcing the per-buffer rules (4, 5, 6).
-class ChainBuilder {
+/// One walk over a chain. Error messages are only formatted on failure: the
+/// walk runs for every request, so the success path allocates nothing but
+/// the buffer lists.
+class ChainWalk {
  public:
-  ChainBuilder(const GuestMemory& memory, std::string prefix, uint16_t head)
-      : memory_(memory), prefix_(std::move(prefix)) {
+  ChainWalk(const GuestMemory& memory, const DescriptorTable& table, uint16_t head)
+      : memory_(memory),
+        table_(table),
+        head_(head),
+        table_gpa_(table.gpa),
+        table_len_(table.size),
+        index_(head) {
     chain_.head = head;
   }
 
-  /// `where` names the descriptor ("descriptor 3", "indirect descriptor 2").
-  [[nodiscard]] Result<void> add(const std::string& where, const Descriptor& d) {
+  [[nodiscard]] Result<DescriptorChain> run() {
+    if (head_ >= table_.size)
+      return fail(prefix() + "head index " + std::to_string(head_) + " >= queue size " +
+                  std::to_string(table_.size));
+    for (;;) {
+      if (++walked_ > table_len_)
+        return fail(prefix() + "chain is longer than its " +
+                    (in_indirect_ ? "indirect table (" : "queue (size ") +
+                    std::to_string(table_len_) + (in_indirect_ ? " descriptors)" : ")") + " at " +
+                    where() + ": a loop or an oversized chain");
+      Result<Descriptor> loaded = memory_.read_obj<Descriptor>(table_gpa_ + 16ull * index_);
+      if (!loaded) return fail(loaded.error().context(prefix() + "reading " + where()));
+      const Descriptor d = *loaded;
+      ++chain_.descriptor_count;
+      if (d.flags & kDescFlagIndirect) {
+        TRY_VOID(enter_indirect_table(d));
+        continue;
+      }
+      TRY_VOID(add_buffer(d));
+      if (!(d.flags & kDescFlagNext)) return std::move(chain_);
+      if (d.next >= table_len_)
+        return fail(at() + " next " + std::to_string(d.next) +
+                    " >= " + (in_indirect_ ? "indirect table length " : "queue size ") +
+                    std::to_string(table_len_));
+      index_ = d.next;
+    }
+  }
+
+ private:
+  std::string prefix() const {
+    return "virtqueue " + std::string(table_.name) + " chain head " + std::to_string(head_) + ": ";
+  }
+  std::string where() const {
+    return (in_indirect_ ? "indirect descriptor " : "descriptor ") + std::to_string(index_);
+  }
+  std::string at() const { return prefix() + where(); }
+
+  /// Rule 3: switches the walk to the indirect table `d` points at.
+  [[nodiscard]] Result<void> enter_indirect_table(const Descriptor& d) {
+    if (!table_.indirect)
+      return fail(at() + " is INDIRECT but VIRTIO_F_INDIRECT_DESC was not negotiated");
+    if (in_indirect_) return fail(at() + " is a nested INDIRECT descriptor");
+    if (d.flags & kDescFlagNext) return fail(at() + " has both INDIRECT and NEXT set");
+    if (d.len == 0 || d.len % sizeof(Descriptor) != 0)
+      return fail(at() + " indirect table length " + std::to_string(d.len) +
+                  " is not a non-zero multiple of 16");
+    if (d.len / sizeof(Descriptor) > kMaxIndirectDescriptors)
+      return fail(at() + " indirect table of " + std::to_string(d.len / sizeof(Descriptor)) +
+                  " descriptors exceeds " + std::to_string(kMaxIndirectDescriptors));
+    if (!in_ram(d))
+      return fail(at() + " indirect table addr " + hex(d.addr) + " len " + std::to_string(d.len) +
+                  " is outside guest RAM");
+    table_gpa_ = d.addr;
+    table_len_ = d.len / sizeof(Descriptor);
+    in_indirect_ = true;
+    walked_ = 0;
+    index_ = 0;
+    return {};
+  }
+
+  /// Rules 4, 5, 6: appends the buffer `d` describes.
+  [[nodiscard]] Result<void> add_buffer(const Descriptor& d) {
     bool writable = (d.flags & kDescFlagWrite) != 0;
     if (!writable && seen_writable_)
-      return fail(prefix_ + where +
-                  " is device-readable but follows a device-writable "
-                  "descriptor (readable descriptors must come first)");
-    if (writable) seen_writable_ = true;
+      return fail(at() +
+                  " is device-readable but follows a device-writable descriptor "
+                  "(readable descriptors must come first)");
+    seen_writable_ = seen_writable_ || writable;
     total_ += d.len;
     if (total_ > UINT32_MAX)
-      return fail(prefix_ + where + ": total chain length " + std::to_string(total_) +
-                  " overflows 32 bits");
+      return fail(at() + ": total chain length " + std::to_string(total_) + " overflows 32 bits");
     if (d.len == 0) return {};
     if (d.addr > UINT64_MAX - d.len)
-      return fail(prefix_ + where + " addr " + hex(d.addr) + " len " + std::to_string(d.len) +
+      return fail(at() + " addr " + hex(d.addr) + " len " + std::to_string(d.len) +
                   " wraps around the address space");
-    const MemoryRegion* region = memory_.find_region(d.addr);
-    if (region == nullptr || !region->contains(d.addr, d.len))
-      return fail(prefix_ + where + " addr " + hex(d.addr) + " len " + std::to_string(d.len) +
+    if (!in_ram(d))
+      return fail(at() + " addr " + hex(d.addr) + " len " + std::to_string(d.len) +
                   " is outside guest RAM");
-    GuestBuffer buffer{d.addr, d.len};
     if (writable) {
-      chain_.writable.push_back(buffer);
+      chain_.writable.push_back({d.addr, d.len});
       chain_.writable_bytes += d.len;
     } else {
-      chain_.readable.push_back(buffer);
+      chain_.readable.push_back({d.addr, d.len});
       chain_.readable_bytes += d.len;
     }
     return {};
   }
 
-  void count_descriptor() { ++chain_.descriptor_count; }
-  DescriptorChain take() { return std::move(chain_); }
+  /// True when [addr, addr + len) lies in one RAM region (= in RAM: the x86
+  /// layout's regions are never adjacent).
+  bool in_ram(const Descriptor& d) const {
+    const MemoryRegion* region = memory_.find_region(d.addr);
+    return d.addr <= UINT64_MAX - d.len && region != nullptr && region->contains(d.addr, d.len);
+  }
 
- private:
   const GuestMemory& memory_;
-  std::string prefix_;
-  DescriptorChain chain_;
+  const DescriptorTable& table_;
+  uint16_t head_;
+  uint64_t table_gpa_;   ///< table being walked (descriptor or indirect table)
+  uint32_t table_len_;   ///< its length in descriptors
+  uint32_t index_;       ///< descriptor being looked at
+  uint32_t walked_ = 0;  ///< descriptors walked in the current table
+  bool in_indirect_ = false;
   bool seen_writable_ = false;
   uint64_t total_ = 0;
+  DescriptorChain chain_;
 };
 
 }  // namespace
 
 Result<DescriptorChain> walk_descriptor_chain(const GuestMemory& memory,
                                               const DescriptorTable& table, uint16_t head) {
-  std::string prefix = "virtqueue " + table.name + " chain head " + std::to_string(head) + ": ";
-  if (head >= table.size)
-    return fail(prefix + "head index " + std::to_string(head) + " >= queue size " +
-                std::to_string(table.size));
-
-  ChainBuilder builder(memory, prefix, head);
-  uint64_t table_gpa = table.gpa;
-  uint32_t table_len = table.size;  // descriptors in the table being walked
-  bool in_indirect = false;
-  uint32_t walked = 0;  // descriptors walked in the current table
-  uint32_t index = head;
-  for (;;) {
-    std::string where =
-        (in_indirect ? "indirect descriptor " : "descriptor ") + std::to_string(index);
-    if (++walked > table_len)
-      return fail(prefix + "chain is longer than its " +
-                  (in_indirect ? "indirect table (" : "queue (size ") + std::to_string(table_len) +
-                  (in_indirect ? " descriptors)" : ")") + " at " + where +
-                  ": a loop or an oversized chain");
-    Result<Descriptor> loaded = memory.read_obj<Descriptor>(table_gpa + 16ull * index);
-    if (!loaded) return fail(loaded.error().context(prefix + "reading " + where));
-    const Descriptor d = *loaded;
-    builder.count_descriptor();
-
-    if (d.flags & kDescFlagIndirect) {
-      if (!table.indirect)
-        return fail(prefix + where + " is INDIRECT but VIRTIO_F_INDIRECT_DESC was not negotiated");
-      if (in_indirect) return fail(prefix + where + " is a nested INDIRECT descriptor");
-      if (d.flags & kDescFlagNext) return fail(prefix + where + " has both INDIRECT and NEXT set");
-      if (d.len == 0 || d.len % sizeof(Descriptor) != 0)
-        return fail(prefix + where + " indirect table length " + std::to_string(d.len) +
-                    " is not a non-zero multiple of 16");
-      if (d.len / sizeof(Descriptor) > kMaxIndirectDescriptors)
-        return fail(prefix + where + " indirect table of " +
-                    std::to_string(d.len / sizeof(Descriptor)) + " descriptors exceeds " +
-                    std::to_string(kMaxIndirectDescriptors));
-      const MemoryRegion* region = memory.find_region(d.addr);
-      if (d.addr > UINT64_MAX - d.len || region == nullptr || !region->contains(d.addr, d.len))
-        return fail(prefix + where + " indirect table addr " + hex(d.addr) + " len " +
-                    std::to_string(d.len) + " is outside guest RAM");
-      table_gpa = d.addr;
-      table_len = d.len / sizeof(Descriptor);
-      in_indirect = true;
-      walked = 0;
-      index = 0;
-      continue;
-    }
-
-    TRY_VOID(builder.add(where, d));
-    if (!(d.flags & kDescFlagNext)) break;
-    if (d.next >= table_len)
-      return fail(prefix + where + " next " + std::to_string(d.next) +
-                  " >= " + (in_indirect ? "indirect table length " : "queue size ") +
-                  std::to_string(table_len));
-    index = d.next;
-  }
-  return builder.take();
+  return ChainWalk(memory, table, head).run();
 }
 
 // ---- ChainReader ----

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -65,10 +66,10 @@ struct DescriptorChain {
 
 /// Where the walk finds descriptors and what the driver negotiated.
 struct DescriptorTable {
-  uint64_t gpa = 0;       ///< descriptor table address (validated by the Queue)
-  uint16_t size = 0;      ///< queue size: number of descriptors in the table
-  bool indirect = false;  ///< VIRTIO_F_INDIRECT_DESC negotiated
-  std::string name{};     ///< queue name for error messages ("blk0 q0")
+  uint64_t gpa = 0;         ///< descriptor table address (validated by the Queue)
+  uint16_t size = 0;        ///< queue size: number of descriptors in the table
+  bool indirect = false;    ///< VIRTIO_F_INDIRECT_DESC negotiated
+  std::string_view name{};  ///< queue name for error messages ("blk0 q0")
 };
 
 /// Walks the chain starting at descriptor `head` and validates it:
