@@ -9,7 +9,7 @@ JOBS       ?= $(shell nproc)
 DEPS := cmake ninja-build g++ make nasm pkg-config \
         libfdt-dev libzstd-dev libboost-dev libboost-program-options-dev \
         nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev \
-        curl iproute2 ca-certificates
+        curl iproute2 ca-certificates clang-14 libclang-rt-14-dev
 
 .PHONY: all deps build build-asan demo test bench docker-test clean
 
@@ -34,12 +34,17 @@ demo: deps build
 
 # The whole suite: every test of the normal build, then the unit tests again
 # under AddressSanitizer + UndefinedBehaviorSanitizer.
-# Both runs always happen; the target fails if either failed.
+# Every run always happens; the target fails if any failed: the whole suite
+# of the normal build, the unit tests under ASan+UBSan, and a bounded
+# libFuzzer run over the virtqueue parser (longer runs: tests/fuzz/run_fuzz.sh N).
 test: deps build build-asan
 	@status=0; \
 	(cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600) || status=1; \
 	echo "== unit tests under ASan+UBSan =="; \
 	(cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L unit --timeout 600) || status=1; \
+	echo "== virtqueue fuzzer, 60 s (clang 14, libFuzzer) =="; \
+	tests/fuzz/run_fuzz.sh 60 >build-fuzz.log 2>&1 && tail -n 3 build-fuzz.log || \
+	  { status=1; tail -n 40 build-fuzz.log; }; \
 	exit $$status
 
 # Benchmarks (JSON on stdout; see bench/).
@@ -51,4 +56,4 @@ docker-test:
 	@./scripts/docker-test.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz build-fuzz.log
