@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/number.h"
 #include "tools/abcheck/abcheck.h"
 
 namespace {
@@ -35,16 +36,6 @@ struct Options {
   uint64_t page_size = 4096;
 };
 
-std::optional<uint64_t> parse_number(std::string_view text) {
-  if (text.empty()) return std::nullopt;
-  std::string s(text);
-  errno = 0;
-  char* end = nullptr;
-  unsigned long long v = std::strtoull(s.c_str(), &end, 0);
-  if (errno != 0 || end == s.c_str() || *end != '\0' || s[0] == '-') return std::nullopt;
-  return v;
-}
-
 std::optional<Options> parse_args(int argc, char** argv) {
   Options opts;
   for (int i = 1; i < argc; ++i) {
@@ -54,11 +45,13 @@ std::optional<Options> parse_args(int argc, char** argv) {
         std::fprintf(stderr, "ab-check: %.*s needs a value\n", int(name.size()), name.data());
         return std::nullopt;
       }
-      auto v = parse_number(argv[++i]);
-      if (!v)
-        std::fprintf(stderr, "ab-check: %.*s: not a number: %s\n", int(name.size()), name.data(),
-                     argv[i]);
-      return v;
+      auto v = godwit::parse_u64(argv[++i]);
+      if (!v) {
+        std::fprintf(stderr, "ab-check: %.*s: %s\n", int(name.size()), name.data(),
+                     v.error().message.c_str());
+        return std::nullopt;
+      }
+      return *v;
     };
     if (arg == "-h" || arg == "--help") {
       std::fputs(kUsage, stdout);

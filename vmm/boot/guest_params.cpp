@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "vmm/boot/guest_range.h"
-#include "vmm/boot/number.h"
+#include "base/number.h"
 
 namespace godwit::boot {
 namespace {
@@ -41,7 +41,7 @@ Result<GuestParam> parse_one(std::string_view item) {
     return fail(context + ": guest name must be 1 to 8 bytes");
   if (param.key.empty() || param.key.size() > kKeySize)
     return fail(context + ": key must be 1 to 12 bytes");
-  auto value = parse_number(item.substr(eq + 1));
+  auto value = parse_u64(item.substr(eq + 1));
   if (!value || *value > 0xffffffff)
     return fail(context + ": value must be a decimal or 0x-hex number that fits in 32 bits");
   param.value = static_cast<uint32_t>(*value);

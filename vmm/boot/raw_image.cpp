@@ -6,7 +6,7 @@
 #include "vmm/boot/cpu_state.h"
 #include "vmm/boot/gdt.h"
 #include "vmm/boot/guest_range.h"
-#include "vmm/boot/number.h"
+#include "base/number.h"
 #include "vmm/boot/page_tables.h"
 
 namespace godwit::boot {
@@ -89,7 +89,7 @@ Result<ImageSpec> parse_image_spec(std::string_view text) {
       spec.mode = *mode;
       continue;
     }
-    auto number = parse_number(value);
+    auto number = parse_u64(value);
     if (!number)
       return fail(context + ": " + std::string(key) + "='" + std::string(value) +
                   "' is not a decimal or 0x-hex address");
