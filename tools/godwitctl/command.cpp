@@ -45,22 +45,4 @@ std::optional<HttpReply> call_api(CommandContext& context, std::string_view meth
   return std::move(*reply);
 }
 
-Result<uint64_t> parse_number(std::string_view text) {
-  std::string_view digits = text;
-  int base = 10;
-  if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X')) {
-    digits.remove_prefix(2);
-    base = 16;
-  }
-  uint64_t value = 0;
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value, base);
-  if (digits.empty() || ec == std::errc::invalid_argument || end != digits.data() + digits.size()) {
-    return fail("'" + std::string(text) + "' is not a number (decimal or 0x hex)");
-  }
-  if (ec == std::errc::result_out_of_range) {
-    return fail("'" + std::string(text) + "' does not fit in 64 bits");
-  }
-  return value;
-}
-
 }  // namespace godwit::ctl

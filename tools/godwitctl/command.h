@@ -62,7 +62,4 @@ struct Command {
                                                 std::string_view target, int& exit_code,
                                                 std::string body = {});
 
-/// Parses an unsigned number in decimal or 0x-prefixed hex.
-[[nodiscard]] Result<uint64_t> parse_number(std::string_view text);
-
 }  // namespace godwit::ctl

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
+#include "base/number.h"
 #include "base/unique_fd.h"
 #include "tools/godwitctl/status_format.h"
 
@@ -89,9 +90,9 @@ void add_memory_read_options(po::options_description& options) {
 }
 
 int run_memory_read(CommandContext& context, const po::variables_map& options) {
-  auto gpa = parse_number(options["gpa"].as<std::string>());
+  auto gpa = parse_u64(options["gpa"].as<std::string>());
   if (!gpa) throw UsageError{"--gpa: " + gpa.error().message};
-  auto len = parse_number(options["len"].as<std::string>());
+  auto len = parse_u64(options["len"].as<std::string>());
   if (!len) throw UsageError{"--len: " + len.error().message};
   if (*len == 0) throw UsageError{"--len must be at least 1"};
   const std::string out_path = options["out"].as<std::string>();

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/number.h"
 #include "base/result.h"
 #include "vmm/api/router.h"
 
@@ -66,7 +67,7 @@ inline constexpr uint64_t kMaxMemoryReadBytes = uint64_t{256} << 20;
 /// `vm` must outlive the server that serves `router`.
 void register_vm_routes(Router& router, VmControl& vm);
 
-/// Parses an unsigned 64-bit number in decimal or 0x-prefixed hex ("4096", "0x1000").
-[[nodiscard]] Result<uint64_t> parse_u64(std::string_view text);
+/// Query numbers are parsed by base/number.h (decimal or 0x hex).
+using ::godwit::parse_u64;
 
 }  // namespace godwit::api
