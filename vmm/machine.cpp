@@ -77,7 +77,8 @@ Result<void> Machine::setup_vcpus() {
     TRY_VOID(configure_vcpu(*vcpu, supported, config_.vcpus));
     vcpus_.push_back(std::move(vcpu));
   }
-  msr_indices_ = TRY(kvm::saveable_msrs(*kvm_, *vcpus_[0]));
+  // The saveable MSR list is probed on the first save_state(): probing costs
+  // one KVM_GET_MSRS per MSR, which would delay every boot for nothing.
   return {};
 }
 
@@ -172,6 +173,7 @@ Result<MachineState> Machine::save_state() {
   RunState s = state();
   if (s != RunState::paused && s != RunState::created)
     return fail(std::string("cannot save state: VM is ") + to_string(s) + " (pause it first)");
+  if (msr_indices_.empty()) msr_indices_ = TRY(kvm::saveable_msrs(*kvm_, *vcpus_[0]));
   MachineState out;
   out.vm = TRY(kvm::save_vm_state(*vm_));
   for (auto& vcpu : vcpus_) out.vcpus.push_back(TRY(kvm::save_vcpu_state(*vcpu, msr_indices_)));
