@@ -76,6 +76,11 @@ std::string MmioTransport::needs_reset_reason() const {
   return needs_reset_reason_;
 }
 
+void MmioTransport::notify(uint32_t queue) {
+  std::lock_guard lock(mutex_);
+  notify_queue(queue);
+}
+
 Queue* MmioTransport::selected_queue() {
   return queue_sel_ < queues_.size() ? &queues_[queue_sel_] : nullptr;
 }

@@ -128,6 +128,10 @@ class MmioTransport : public BusDevice {
   /// Guest register or config write.
   void write(uint64_t offset, std::span<const uint8_t> data) override;
 
+  /// A queue notification that did not come through the register (an
+  /// ioeventfd on QueueNotify): same effect as writing `queue` to QueueNotify.
+  void notify(uint32_t queue);
+
   /// Current Status register.
   [[nodiscard]] uint32_t device_status() const;
   /// Pending InterruptStatus bits.

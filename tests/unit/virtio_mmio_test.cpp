@@ -233,7 +233,7 @@ TEST_F(VirtioMmioTest, WritingZeroStatusResets) {
   d.init();
   d.desc(0, kDataGpa, 32, kDescFlagWrite);
   d.publish(0);
-  d.wr(mmio::kQueueNotify, 0);
+  transport_->notify(0);  // the ioeventfd path
   EXPECT_EQ(d.used_idx(), 1) << "indices restart at 0 after reset";
 }
 
