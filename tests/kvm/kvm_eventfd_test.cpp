@@ -25,15 +25,6 @@ uint64_t drain(const UniqueFd& fd) {
   return value;
 }
 
-kvm::IoOut expect_out(kvm::Vcpu& vcpu) {
-  auto exit = vcpu.run();
-  EXPECT_TRUE(exit) << exit.error().message;
-  if (!exit) return {};
-  auto* out = std::get_if<kvm::IoOut>(&*exit);
-  EXPECT_NE(out, nullptr) << kvm::describe(*exit);
-  return out ? *out : kvm::IoOut{};
-}
-
 TEST(KvmEventfd, IoeventfdSignalsWithoutUserspaceExit) {
   GODWIT_REQUIRE_KVM();
   GuestMemory memory;

@@ -28,15 +28,6 @@ const uint8_t kComputeAcrossStop[] = {
     0xF4,              // hlt
 };
 
-kvm::IoOut expect_out(kvm::Vcpu& vcpu) {
-  auto exit = vcpu.run();
-  EXPECT_TRUE(exit) << exit.error().message;
-  if (!exit) return {};
-  auto* out = std::get_if<kvm::IoOut>(&*exit);
-  EXPECT_NE(out, nullptr) << kvm::describe(*exit);
-  return out ? *out : kvm::IoOut{};
-}
-
 TEST(KvmState, VcpuStateRoundTripIntoAFreshVm) {
   GODWIT_REQUIRE_KVM();
   GuestMemory memory;

@@ -7,6 +7,7 @@
 //   gpa 0xA000 +------------------+ unbacked: kMmioAddr = 0xE000 exits as MMIO
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/mman.h>
 
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "kvm/exit.h"
 #include "kvm/system.h"
 #include "kvm/vcpu.h"
 #include "kvm/vm.h"
@@ -109,6 +111,17 @@ struct GuestMemory {
     TRY_VOID(vcpu->set_regs(regs));
   }
   return RealModeGuest{std::move(system), std::move(vm), std::move(vcpu)};
+}
+
+/// Runs the vCPU once and expects a port-out exit; returns it (empty when the
+/// exit was something else, after recording the failure).
+inline kvm::IoOut expect_out(kvm::Vcpu& vcpu) {
+  auto exit = vcpu.run();
+  EXPECT_TRUE(exit) << exit.error().message;
+  if (!exit) return {};
+  auto* out = std::get_if<kvm::IoOut>(&*exit);
+  EXPECT_NE(out, nullptr) << kvm::describe(*exit);
+  return out ? *out : kvm::IoOut{};
 }
 
 }  // namespace godwit::test

@@ -27,13 +27,6 @@
 namespace godwit::boot {
 namespace {
 
-std::unique_ptr<GuestMemory> make_memory(uint64_t size) {
-  auto memory =
-      GuestMemory::create({.size = size, .backing = MemoryBacking::anonymous, .hugetlbfs_dir = {}});
-  EXPECT_TRUE(memory) << memory.error().message;
-  return std::move(*memory);
-}
-
 std::vector<uint8_t> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -101,7 +94,7 @@ TEST(BzImage, LoadsDebianKernelWithInitrdAndCmdline) {
   REQUIRE_DEBIAN_KERNEL(path);
   auto file = read_bytes(path);
   SetupHeader file_header = header_of(file);
-  auto memory = make_memory(512 * kMiB);
+  auto memory = test::make_guest_memory(512 * kMiB);
   std::vector<uint8_t> initrd(3 * kMiB + 123);
   for (size_t i = 0; i < initrd.size(); ++i) initrd[i] = static_cast<uint8_t>(i * 13);
   std::string initrd_path = write_temp("initrd", initrd);
@@ -152,7 +145,7 @@ TEST(BzImage, LoadsDebianKernelWithInitrdAndCmdline) {
 
 TEST(BzImage, E820OfALargeGuestSkipsTheMmioHole) {
   REQUIRE_DEBIAN_KERNEL(path);
-  auto memory = make_memory(5 * kGiB);
+  auto memory = test::make_guest_memory(5 * kGiB);
   std::string initrd_path = write_temp("initrd-big", std::vector<uint8_t>(5000, 1));
   auto entry = load_kernel(*memory, {path, initrd_path, "console=ttyS0"}, 1);
   ::unlink(initrd_path.c_str());
@@ -178,7 +171,7 @@ TEST(BzImage, FallsBackToOneMiBWhenPrefAddressDoesNotFit) {
   // RAM that holds the kernel's init_size from 1 MiB but not from pref_address.
   uint64_t ram = (kMiB + file_header.init_size + 2 * kMiB) & ~(kMiB - 1);
   ASSERT_LT(ram, file_header.pref_address + file_header.init_size);
-  auto memory = make_memory(ram);
+  auto memory = test::make_guest_memory(ram);
   auto entry = load_kernel(*memory, {path, "", "console=ttyS0"}, 1);
   ASSERT_TRUE(entry) << entry.error().message;
   EXPECT_EQ(entry->rip, 0x100200u);
@@ -190,7 +183,7 @@ TEST(BzImage, FallsBackToOneMiBWhenPrefAddressDoesNotFit) {
 TEST(BzImage, RejectsCommandLineLongerThanCmdlineSize) {
   REQUIRE_DEBIAN_KERNEL(path);
   SetupHeader file_header = header_of(read_bytes(path));
-  auto memory = make_memory(256 * kMiB);
+  auto memory = test::make_guest_memory(256 * kMiB);
   auto entry = load_kernel(*memory, {path, "", std::string(file_header.cmdline_size + 1, 'x')}, 1);
   ASSERT_FALSE(entry);
   EXPECT_NE(entry.error().message.find("command line"), std::string::npos) << entry.error().message;
@@ -219,7 +212,7 @@ std::vector<uint8_t> synthetic_bzimage() {
 }
 
 void expect_bzimage_error(const std::vector<uint8_t>& file, const std::string& message_part) {
-  auto memory = make_memory(64 * kMiB);
+  auto memory = test::make_guest_memory(64 * kMiB);
   std::string path = write_temp("bad-bzimage", file);
   auto entry = load_kernel(*memory, {path, "", ""}, 1);
   ::unlink(path.c_str());
@@ -230,7 +223,7 @@ void expect_bzimage_error(const std::vector<uint8_t>& file, const std::string& m
 
 TEST(BzImage, SyntheticImageLoadsAtOneMiBWithSetupSectsZeroMeaningFour) {
   auto file = synthetic_bzimage();
-  auto memory = make_memory(64 * kMiB);
+  auto memory = test::make_guest_memory(64 * kMiB);
   std::string path = write_temp("good-bzimage", file);
   auto entry = load_kernel(*memory, {path, "", "quiet"}, 1);
   ::unlink(path.c_str());
@@ -271,7 +264,7 @@ TEST(BzImage, RejectsZImageAnd32BitOnlyKernels) {
 }
 
 TEST(BzImage, RejectsInitrdThatDoesNotFit) {
-  auto memory = make_memory(4 * kMiB);
+  auto memory = test::make_guest_memory(4 * kMiB);
   std::string path = write_temp("small-bzimage", synthetic_bzimage());
   std::string initrd = write_temp("huge-initrd", std::vector<uint8_t>(3 * kMiB));
   auto entry = load_kernel(*memory, {path, initrd, ""}, 1);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "memory/guest_memory.h"
+#include "test_util.h"
 #include "vmm/boot/boot_layout.h"
 #include "vmm/boot/boot_params.h"
 #include "vmm/boot/e820.h"
@@ -19,13 +20,6 @@
 
 namespace godwit::boot {
 namespace {
-
-std::unique_ptr<GuestMemory> make_memory(uint64_t size) {
-  auto memory =
-      GuestMemory::create({.size = size, .backing = MemoryBacking::anonymous, .hugetlbfs_dir = {}});
-  EXPECT_TRUE(memory) << memory.error().message;
-  return std::move(*memory);
-}
 
 class TempDir {
  public:
@@ -147,7 +141,7 @@ std::string read_cstring(const GuestMemory& memory, uint64_t gpa) {
 }
 
 TEST(ElfLoader, Elf64EntersLongModeWithZeroPage) {
-  auto memory = make_memory(64 * kMiB);
+  auto memory = test::make_guest_memory(64 * kMiB);
   TempDir dir;
   auto text = code(0x300);
   auto data = code(0x40);
@@ -179,7 +173,7 @@ TEST(ElfLoader, Elf64EntersLongModeWithZeroPage) {
 }
 
 TEST(ElfLoader, Elf32WithPvhNoteBootsThroughStartInfo) {
-  auto memory = make_memory(256 * kMiB);
+  auto memory = test::make_guest_memory(256 * kMiB);
   TempDir dir;
   auto text = code(0x200);
   std::string path = dir.write(
@@ -220,7 +214,7 @@ TEST(ElfLoader, Elf32WithPvhNoteBootsThroughStartInfo) {
 }
 
 TEST(ElfLoader, Elf64PvhNoteWithEightByteDescriptorWins) {
-  auto memory = make_memory(64 * kMiB);
+  auto memory = test::make_guest_memory(64 * kMiB);
   TempDir dir;
   std::string path = dir.write("vmlinux", elf64({{PT_LOAD, 0x1000000, code(0x100), 0},
                                                  {PT_NOTE, 0, pvh_note(0x1000080, 8), 0}},
@@ -233,7 +227,7 @@ TEST(ElfLoader, Elf64PvhNoteWithEightByteDescriptorWins) {
 
 void expect_rejected(const std::vector<uint8_t>& file, const std::string& message_part,
                      uint64_t ram = 64 * kMiB) {
-  auto memory = make_memory(ram);
+  auto memory = test::make_guest_memory(ram);
   TempDir dir;
   std::string path = dir.write("bad.elf", file);
   auto entry = load_kernel(*memory, {path, "", ""}, 1);
@@ -286,7 +280,7 @@ TEST(ElfLoader, RejectsBrokenNotesAndForeignMachines) {
 }
 
 TEST(KernelLoader, RejectsFilesThatAreNeitherBzImageNorElf) {
-  auto memory = make_memory(16 * kMiB);
+  auto memory = test::make_guest_memory(16 * kMiB);
   TempDir dir;
   std::string path = dir.write("kernel.txt", std::vector<uint8_t>(4096, 'k'));
   auto entry = load_kernel(*memory, {path, "", ""}, 1);

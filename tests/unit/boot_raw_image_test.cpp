@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "memory/guest_memory.h"
+#include "test_util.h"
 #include "vmm/boot/boot_layout.h"
 #include "vmm/boot/gdt.h"
 #include "vmm/boot/page_tables.h"
@@ -16,13 +17,6 @@
 
 namespace godwit::boot {
 namespace {
-
-std::unique_ptr<GuestMemory> make_memory(uint64_t size) {
-  auto memory =
-      GuestMemory::create({.size = size, .backing = MemoryBacking::anonymous, .hugetlbfs_dir = {}});
-  EXPECT_TRUE(memory) << memory.error().message;
-  return std::move(*memory);
-}
 
 // A file in a per-test temporary directory, removed at the end.
 class TempFile {
@@ -93,7 +87,7 @@ TEST(ImageSpec, RejectsBadSpecsWithTheReason) {
 }
 
 TEST(RawImage, LoadsBootSectorAtDefaultAddressInRealMode) {
-  auto memory = make_memory(16 * kMiB);
+  auto memory = test::make_guest_memory(16 * kMiB);
   auto bytes = pattern(512);
   TempFile file(bytes);
   auto entry = load_raw_image(*memory, *parse_image_spec(file.path()));
@@ -111,7 +105,7 @@ TEST(RawImage, LoadsBootSectorAtDefaultAddressInRealMode) {
 }
 
 TEST(RawImage, LongModeWritesGdtAndIdentityMap) {
-  auto memory = make_memory(64 * kMiB);
+  auto memory = test::make_guest_memory(64 * kMiB);
   auto bytes = pattern(8192);
   TempFile file(bytes);
   auto entry = load_raw_image(
@@ -152,7 +146,7 @@ std::optional<uint64_t> walk(const GuestMemory& memory, uint64_t cr3, uint64_t v
 }
 
 TEST(RawImage, IdentityMapCoversFirstFourGiBOnly) {
-  auto memory = make_memory(16 * kMiB);
+  auto memory = test::make_guest_memory(16 * kMiB);
   auto cr3 = write_identity_page_tables(*memory);
   ASSERT_TRUE(cr3);
   for (uint64_t va : {0x0ull, 0x7c00ull, 0x100000ull, 0x12345678ull, 0xbfffffffull, 0xd0000000ull,
@@ -170,7 +164,7 @@ TEST(RawImage, IdentityMapCoversFirstFourGiBOnly) {
 }
 
 TEST(RawImage, ProtectedModeWritesOnlyA32BitGdt) {
-  auto memory = make_memory(16 * kMiB);
+  auto memory = test::make_guest_memory(16 * kMiB);
   TempFile file(pattern(100));
   auto entry =
       load_raw_image(*memory, *parse_image_spec(file.path() + ",load=0x1000,mode=protected"));
@@ -191,7 +185,7 @@ void expect_load_error(GuestMemory& memory, const std::string& spec_suffix, size
 }
 
 TEST(RawImage, RejectsMissingAndEmptyFiles) {
-  auto memory = make_memory(16 * kMiB);
+  auto memory = test::make_guest_memory(16 * kMiB);
   auto missing = load_raw_image(*memory, *parse_image_spec("/nonexistent/godwit.img"));
   ASSERT_FALSE(missing);
   EXPECT_NE(missing.error().message.find("/nonexistent/godwit.img"), std::string::npos);
@@ -200,19 +194,19 @@ TEST(RawImage, RejectsMissingAndEmptyFiles) {
 }
 
 TEST(RawImage, RejectsImagesOutsideRam) {
-  auto memory = make_memory(1 * kMiB);
+  auto memory = test::make_guest_memory(1 * kMiB);
   expect_load_error(*memory, ",load=0xff000", 8192, "does not fit in guest RAM");
   expect_load_error(*memory, ",load=0x200000", 16, "does not fit in guest RAM");
 }
 
 TEST(RawImage, RejectsImagesOverlappingTheMmioHole) {
-  auto memory = make_memory(3 * kGiB + 64 * kMiB);
+  auto memory = test::make_guest_memory(3 * kGiB + 64 * kMiB);
   expect_load_error(*memory, ",load=0xbffff000,mode=protected", 8192, "overlaps the MMIO hole");
   expect_load_error(*memory, ",load=0xd0000000,mode=protected", 16, "overlaps the MMIO hole");
 }
 
 TEST(RawImage, RejectsImagesOverwritingBootStructures) {
-  auto memory = make_memory(16 * kMiB);
+  auto memory = test::make_guest_memory(16 * kMiB);
   expect_load_error(*memory, ",load=0x6000,mode=long", 4096, "would overwrite the boot structures");
   expect_load_error(*memory, ",load=0x400,mode=protected", 512,
                     "would overwrite the boot structures");
@@ -222,7 +216,7 @@ TEST(RawImage, RejectsImagesOverwritingBootStructures) {
 }
 
 TEST(RawImage, RejectsEntriesTheModeCannotReach) {
-  auto memory = make_memory(3 * kGiB + 2 * kGiB);
+  auto memory = test::make_guest_memory(3 * kGiB + 2 * kGiB);
   expect_load_error(*memory, ",load=0x100000", 16, "not below 1 MiB");
   expect_load_error(*memory, ",load=0x100000000,mode=long", 16, "outside the identity map");
 }

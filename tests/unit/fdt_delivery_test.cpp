@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "memory/guest_memory.h"
+#include "test_util.h"
 #include "vmm/boot/boot_layout.h"
 #include "vmm/boot/e820.h"
 #include "vmm/fdt/fdt_builder.h"
@@ -18,12 +19,6 @@
 
 namespace godwit::fdt {
 namespace {
-
-std::unique_ptr<GuestMemory> make_memory(uint64_t size) {
-  auto memory = GuestMemory::create({.size = size});
-  EXPECT_TRUE(memory) << memory.error().message;
-  return memory ? std::move(*memory) : nullptr;
-}
 
 std::vector<uint8_t> machine_blob(const GuestMemory& memory, const std::string& bootargs = "") {
   MachineDescription m = describe_machine(memory, 2);
@@ -42,7 +37,7 @@ uint64_t le64(const uint8_t* p) {
 uint32_t le32(const uint8_t* p) { return p[0] | p[1] << 8 | p[2] << 16 | uint32_t{p[3]} << 24; }
 
 TEST(FdtDelivery, WritesTheBlobAtTheFixedAddressAndMarksItDirty) {
-  auto memory = make_memory(16 * kMiB);
+  auto memory = test::make_guest_memory(16 * kMiB, MemoryBacking::memfd);
   ASSERT_TRUE(memory);
   std::vector<uint8_t> blob = machine_blob(*memory);
   ASSERT_FALSE(blob.empty());
@@ -60,7 +55,7 @@ TEST(FdtDelivery, WritesTheBlobAtTheFixedAddressAndMarksItDirty) {
 }
 
 TEST(FdtDelivery, BlobLargerThanTheReservedAreaFails) {
-  auto memory = make_memory(16 * kMiB);
+  auto memory = test::make_guest_memory(16 * kMiB, MemoryBacking::memfd);
   ASSERT_TRUE(memory);
   std::vector<uint8_t> blob = machine_blob(*memory, std::string(kFdtMaxSize, 'x'));
   ASSERT_GT(blob.size(), kFdtMaxSize);
@@ -76,7 +71,7 @@ TEST(FdtDelivery, BlobLargerThanTheReservedAreaFails) {
 }
 
 TEST(FdtDelivery, BlobFillingTheReservedAreaFits) {
-  auto memory = make_memory(16 * kMiB);
+  auto memory = test::make_guest_memory(16 * kMiB, MemoryBacking::memfd);
   ASSERT_TRUE(memory);
   // Grow the bootargs until the blob is as large as fits (properties are
   // padded to 4 bytes, so "as large as fits" is within 4 bytes of the limit).
@@ -90,7 +85,7 @@ TEST(FdtDelivery, BlobFillingTheReservedAreaFits) {
 }
 
 TEST(FdtDelivery, RejectsUnalignedAddressesGarbageAndRangesOutsideRam) {
-  auto memory = make_memory(16 * kMiB);
+  auto memory = test::make_guest_memory(16 * kMiB, MemoryBacking::memfd);
   ASSERT_TRUE(memory);
   std::vector<uint8_t> blob = machine_blob(*memory);
 
@@ -130,7 +125,7 @@ TEST(FdtDelivery, FixedAreaIsReservedRamClearOfTheBootStructures) {
   EXPECT_EQ(kSetupDtbEntryAddr + sizeof(SetupDataHeader), kFdtAddr);
   EXPECT_GE(kSetupDtbEntryAddr, boot::kEbdaStart);
 
-  auto memory = make_memory(16 * kMiB);
+  auto memory = test::make_guest_memory(16 * kMiB, MemoryBacking::memfd);
   ASSERT_TRUE(memory);
   bool reserved = false;
   for (const boot::E820Range& range : boot::e820_map(*memory))
@@ -140,7 +135,7 @@ TEST(FdtDelivery, FixedAreaIsReservedRamClearOfTheBootStructures) {
 }
 
 TEST(FdtDelivery, SetupDtbEntryLayout) {
-  auto memory = make_memory(16 * kMiB);
+  auto memory = test::make_guest_memory(16 * kMiB, MemoryBacking::memfd);
   ASSERT_TRUE(memory);
   std::vector<uint8_t> dtb = machine_blob(*memory);
   auto entry = setup_dtb_entry(dtb, 0x123456789a);
