@@ -65,6 +65,81 @@ Result<SerialConfig> parse_serial(const std::string& text) {
 
 namespace {
 
+/// Splits "k=v,k=v" into pairs; an item without '=' gets the key "" (a bare value).
+Result<std::vector<std::pair<std::string, std::string>>> split_key_values(const std::string& option,
+                                                                          const std::string& text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::string item;
+  std::istringstream in(text);
+  while (std::getline(in, item, ',')) {
+    if (item.empty()) return fail("invalid " + option + " '" + text + "': empty item");
+    auto eq = item.find('=');
+    if (eq == std::string::npos) {
+      out.emplace_back("", item);
+    } else {
+      if (eq == 0 || eq + 1 == item.size())
+        return fail("invalid " + option + " '" + text + "': '" + item + "' is not KEY=VALUE");
+      out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+    }
+  }
+  if (out.empty()) return fail("invalid " + option + " '': empty");
+  return out;
+}
+
+/// "on"/"off" (also true/false, yes/no, 1/0).
+Result<bool> parse_switch(const std::string& option, const std::string& key,
+                          const std::string& value) {
+  std::string v = lower(value);
+  if (v == "on" || v == "true" || v == "yes" || v == "1") return true;
+  if (v == "off" || v == "false" || v == "no" || v == "0") return false;
+  return fail("invalid " + option + " " + key + "='" + value + "': expected on or off");
+}
+
+}  // namespace
+
+Result<DiskConfig> parse_disk(const std::string& text) {
+  DiskConfig d;
+  for (const auto& [key, value] : TRY(split_key_values("--disk", text))) {
+    if (key.empty() || key == "path") {
+      if (!d.path.empty()) return fail("invalid --disk '" + text + "': path given twice");
+      d.path = value;
+    } else if (key == "readonly" || key == "ro") {
+      d.readonly = TRY(parse_switch("--disk", key, value));
+    } else if (key == "direct") {
+      d.direct = TRY(parse_switch("--disk", key, value));
+    } else if (key == "serial") {
+      if (value.size() > 20)
+        return fail("invalid --disk serial '" + value + "': at most 20 bytes (virtio-blk get-id)");
+      d.serial = value;
+    } else {
+      return fail("invalid --disk '" + text + "': unknown key '" + key +
+                  "' (path, readonly, direct, serial)");
+    }
+  }
+  if (d.path.empty()) return fail("invalid --disk '" + text + "': path=FILE is required");
+  return d;
+}
+
+Result<NetConfig> parse_net(const std::string& text) {
+  NetConfig n;
+  for (const auto& [key, value] : TRY(split_key_values("--net", text))) {
+    if (key == "tap") {
+      if (value.size() >= 16)
+        return fail("invalid --net tap '" + value + "': interface names have at most 15 bytes");
+      n.tap = value;
+    } else if (key == "mac") {
+      n.mac = value;
+    } else {
+      return fail("invalid --net '" + text + "': unknown key '" + (key.empty() ? value : key) +
+                  "' (tap, mac)");
+    }
+  }
+  if (n.tap.empty()) return fail("invalid --net '" + text + "': tap=NAME is required");
+  return n;
+}
+
+namespace {
+
 po::options_description make_options() {
   po::options_description opts(
       "Usage: godwit [OPTIONS] (--kernel FILE | --image FILE[,...])\n\n"
@@ -88,7 +163,13 @@ po::options_description make_options() {
      "boot a raw image: FILE[,load=ADDR][,entry=ADDR][,mode=real|protected|long]; "
      "defaults load=entry=0x7c00, mode=real (a boot sector)")
     ("guest-param", po::value<std::vector<std::string>>()->composing(),
-     "patch a test-guest parameter: NAME.KEY=VALUE[,NAME.KEY=VALUE...] (repeatable)");
+     "patch a test-guest parameter: NAME.KEY=VALUE[,NAME.KEY=VALUE...] (repeatable)")
+    ("disk", po::value<std::vector<std::string>>()->composing(),
+     "virtio-blk disk: path=FILE[,readonly=on][,direct=on][,serial=ID] (repeatable; raw "
+     "image, size a multiple of 512 bytes)")
+    ("net", po::value<std::vector<std::string>>()->composing(),
+     "virtio-net device on a tap interface: tap=NAME[,mac=XX:XX:XX:XX:XX:XX] (repeatable)")
+    ("rng", "add a virtio-rng device fed from getrandom()");
   // clang-format on
   return opts;
 }
@@ -124,6 +205,7 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
     std::ostringstream text;
     text << opts << "\nExamples:\n"
          << "  godwit --image build/guests/selfcheck.img --vcpus 2 --memory 512M\n"
+         << "  godwit --image build/guests/selfcheck.img --vcpus 2 --disk path=disk.img --rng\n"
          << "  godwit --kernel bzImage --cmdline 'console=ttyS0' --api-sock /tmp/godwit.sock\n"
          << "\nLinux kernels need a host whose KVM uses VMX or SVM; on PVM hosts only the\n"
          << "project's own test guests run (see README).\n";
@@ -183,6 +265,15 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
     for (const auto& p : vm["guest-param"].as<std::vector<std::string>>())
       TRY_VOID(split_params(p, c.guest_params));
   }
+  if (vm.count("disk")) {
+    for (const auto& d : vm["disk"].as<std::vector<std::string>>())
+      c.disks.push_back(TRY(parse_disk(d)));
+  }
+  if (vm.count("net")) {
+    for (const auto& n : vm["net"].as<std::vector<std::string>>())
+      c.nets.push_back(TRY(parse_net(n)));
+  }
+  c.rng = vm.count("rng") > 0;
   out.config = std::move(c);
   return out;
 }

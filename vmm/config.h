@@ -32,6 +32,20 @@ struct ImageBoot {
   std::string spec;
 };
 
+/// One --disk: a raw image behind a virtio-blk device.
+struct DiskConfig {
+  std::string path;
+  bool readonly = false;  ///< readonly=on
+  bool direct = false;    ///< direct=on: O_DIRECT
+  std::string serial;     ///< serial=ID: the get-id answer (<= 20 bytes); empty: from the file name
+};
+
+/// One --net: a tap interface behind a virtio-net device.
+struct NetConfig {
+  std::string tap;  ///< tap=NAME
+  std::string mac;  ///< mac=XX:XX:XX:XX:XX:XX; empty: 02:67:64:77:00:NN (NN = net index)
+};
+
 /// Everything needed to build a VM.
 struct VmConfig {
   uint64_t memory_size = 0;
@@ -42,7 +56,16 @@ struct VmConfig {
   SerialConfig serial;
   std::variant<KernelBoot, ImageBoot> boot;
   std::vector<std::string> guest_params;  ///< "NAME.KEY=VALUE" items
+  std::vector<DiskConfig> disks;          ///< virtio-blk devices, in order
+  std::vector<NetConfig> nets;            ///< virtio-net devices, in order
+  bool rng = false;                       ///< one virtio-rng device
 };
+
+/// Parses a --disk value: "path=FILE[,readonly=on|off][,direct=on|off][,serial=ID]"
+/// (a bare "FILE" is accepted as path).
+[[nodiscard]] Result<DiskConfig> parse_disk(const std::string& text);
+/// Parses a --net value: "tap=NAME[,mac=XX:XX:XX:XX:XX:XX]".
+[[nodiscard]] Result<NetConfig> parse_net(const std::string& text);
 
 /// Parses a size such as "512M", "1G", "1536m", "4096" (bytes), "2GiB".
 [[nodiscard]] Result<uint64_t> parse_size(const std::string& text);

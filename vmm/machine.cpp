@@ -4,6 +4,9 @@
 #include "base/log.h"
 #include "kvm/uapi.h"
 #include "vmm/boot_setup.h"
+#include "vmm/fdt/fdt_builder.h"
+#include "vmm/fdt/fdt_delivery.h"
+#include "vmm/fdt/fdt_layout.h"
 #include "vmm/platform.h"
 
 namespace godwit {
@@ -53,8 +56,17 @@ Result<void> Machine::build(BootMode boot) {
                        },
                    .stop = [this](int status,
                                   const std::string& reason) { request_stop(status, reason); }}));
+  TRY_VOID(setup_virtio());
   TRY_VOID(setup_vcpus());
   if (boot == BootMode::load) TRY_VOID(load_boot_source());
+  return {};
+}
+
+Result<void> Machine::setup_virtio() {
+  fdt::MachineDescription description = fdt::describe_machine(*memory_, config_.vcpus);
+  if (const auto* k = std::get_if<KernelBoot>(&config_.boot)) description.bootargs = k->cmdline;
+  virtio_ = TRY(VirtioDevices::create(config_, *memory_, *vm_, devices_->mmio_bus(), description));
+  dtb_ = TRY(fdt::build_fdt(description));
   return {};
 }
 
@@ -82,7 +94,12 @@ Result<void> Machine::setup_vcpus() {
   return {};
 }
 
-Result<void> Machine::load_boot_source() { return load_boot(config_, *memory_, *vcpus_[0]); }
+Result<void> Machine::load_boot_source() {
+  // The tree goes in first: a raw image that covers kFdtAddr replaces it.
+  auto written = fdt::write_fdt(*memory_, fdt::kFdtAddr, dtb_);
+  if (!written) return fail(written.error().context("device tree"));
+  return load_boot(config_, *memory_, *vcpus_[0]);
+}
 
 Result<void> Machine::start() {
   std::lock_guard lock(mu_);
@@ -94,6 +111,7 @@ Result<void> Machine::start() {
         [this](ExitAction a, const std::string& reason) { on_vcpu_stop(a, reason); }));
   }
   for (auto& t : threads_) t->start();
+  TRY_VOID(virtio_->start());
   state_ = RunState::running;
   return {};
 }
@@ -110,6 +128,7 @@ Result<void> Machine::pause() {
   kick_all();
   lock.unlock();  // vCPUs may need the lock (request_stop) while leaving
   control_.wait_parked();
+  virtio_->pause();  // after the vCPUs: no new notifications, then no device work
   lock.lock();
   if (state_ == RunState::shutdown) return fail("cannot pause: the VM shut down meanwhile");
   state_ = RunState::paused;
@@ -120,6 +139,7 @@ Result<void> Machine::resume() {
   std::lock_guard lock(mu_);
   if (state_ != RunState::paused)
     return fail(std::string("cannot resume: VM is ") + to_string(state_));
+  virtio_->resume();
   control_.request_resume();
   state_ = RunState::running;
   return {};
@@ -154,6 +174,7 @@ int Machine::wait_stopped() {
     stopped_cv_.wait(lock, [&] { return state_ == RunState::shutdown; });
   }
   for (auto& t : threads_) t->join();
+  virtio_->stop();
   std::lock_guard lock(mu_);
   joined_ = true;
   return exit_status_;
@@ -239,6 +260,7 @@ nlohmann::json Machine::info() const {
   cfg["guest_params"] = config_.guest_params;
   j["config"] = cfg;
   j["devices"] = devices_->info();
+  j["virtio"] = virtio_->info();
   return j;
 }
 

@@ -25,6 +25,7 @@
 #include "vmm/platform_devices.h"
 #include "vmm/run_control.h"
 #include "vmm/vcpu_thread.h"
+#include "vmm/virtio_devices.h"
 
 namespace godwit {
 
@@ -97,6 +98,8 @@ class Machine : public ExitDispatch {
   [[nodiscard]] Result<void> setup_memory();
   [[nodiscard]] Result<void> setup_vcpus();
   [[nodiscard]] Result<void> load_boot_source();
+  /// Creates the virtio devices and the device tree that describes them.
+  [[nodiscard]] Result<void> setup_virtio();
   void kick_all();
   void on_vcpu_stop(ExitAction action, const std::string& reason);
 
@@ -107,6 +110,8 @@ class Machine : public ExitDispatch {
   std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
   std::vector<uint32_t> msr_indices_;
   std::unique_ptr<PlatformDevices> devices_;
+  std::unique_ptr<VirtioDevices> virtio_;  // after devices_: destroyed first
+  std::vector<uint8_t> dtb_;               // the flattened device tree of this machine
   RunControl control_;
   std::vector<std::unique_ptr<VcpuThread>> threads_;
 

@@ -48,6 +48,8 @@ class PlatformDevices {
   [[nodiscard]] Result<void> restore_state(const PlatformDevicesState& state);
   /// The devices as the API lists them (name, bus, range).
   [[nodiscard]] nlohmann::json info() const;
+  /// The MMIO bus, for devices created elsewhere (virtio-mmio transports).
+  [[nodiscard]] Bus& mmio_bus() { return mmio_; }
   /// The last bytes the guest printed (UART and testdev console).
   [[nodiscard]] std::string console_tail() const;
 

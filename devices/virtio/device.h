@@ -18,6 +18,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
@@ -83,6 +84,28 @@ class VirtioDevice {
   /// activate()). An error (a broken queue, a backend failure the device
   /// cannot report to the driver) puts the device into NEEDS_RESET.
   [[nodiscard]] virtual Result<void> process_queue(uint16_t index) = 0;
+
+  /// Host file descriptors the device wants watched besides its queue
+  /// notifications (a tap, a completion eventfd). The device's event thread
+  /// watches them edge-triggered for readability (EPOLLIN | EPOLLET), also
+  /// before activate(). The set is fixed for the device's lifetime.
+  [[nodiscard]] virtual std::vector<int> event_fds() const { return {}; }
+  /// `fd` (one of event_fds()) became readable. Called with the transport
+  /// lock held, whether or not the device is active (an inactive device leaves
+  /// the data where it is). Edge-triggered: consume until EAGAIN, or until the
+  /// guest has no room, and take up the rest in the next process_queue().
+  /// An error puts the device into NEEDS_RESET.
+  [[nodiscard]] virtual Result<void> process_event(int /*fd*/) { return {}; }
+
+  /// Counters for GET /vm ("requests", "bytes_read", "rx_frames", ...), read
+  /// under the transport lock; monotonic since construction.
+  [[nodiscard]] virtual std::vector<std::pair<std::string, uint64_t>> counters() const {
+    return {};
+  }
+  /// Configuration shown by GET /vm ("path", "readonly", "tap", "mac", ...).
+  [[nodiscard]] virtual std::vector<std::pair<std::string, std::string>> properties() const {
+    return {};
+  }
 
   /// Snapshot of the device-specific state (not the queues: the transport
   /// saves those). Default: fails.

@@ -81,6 +81,27 @@ void MmioTransport::notify(uint32_t queue) {
   notify_queue(queue);
 }
 
+void MmioTransport::device_event(int fd) {
+  std::lock_guard lock(mutex_);
+  if (status_ & status::kFailed) return;
+  if (auto r = device_->process_event(fd); !r) enter_needs_reset(r.error().message);
+}
+
+MmioTransport::Info MmioTransport::info() const {
+  std::lock_guard lock(mutex_);
+  Info out;
+  out.device_id = device_->device_id();
+  out.name = std::string(device_->name());
+  out.status = status_;
+  out.driver_features = (status_ & status::kFeaturesOk) ? driver_features_ : 0;
+  out.active = device_active_;
+  out.needs_reset_reason = needs_reset_reason_;
+  out.interrupt_status = interrupt_status_.load();
+  out.counters = device_->counters();
+  out.properties = device_->properties();
+  return out;
+}
+
 Queue* MmioTransport::selected_queue() {
   return queue_sel_ < queues_.size() ? &queues_[queue_sel_] : nullptr;
 }

@@ -32,6 +32,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
@@ -131,6 +132,28 @@ class MmioTransport : public BusDevice {
   /// A queue notification that did not come through the register (an
   /// ioeventfd on QueueNotify): same effect as writing `queue` to QueueNotify.
   void notify(uint32_t queue);
+
+  /// A backend fd of the device (VirtioDevice::event_fds()) became readable:
+  /// runs VirtioDevice::process_event() under the transport lock; an error
+  /// puts the device into NEEDS_RESET.
+  void device_event(int fd);
+  /// Number of virtqueues (one ioeventfd each).
+  [[nodiscard]] size_t queue_count() const { return queues_.size(); }
+
+  /// What GET /vm shows of the transport and its device, taken under the lock.
+  struct Info {
+    uint32_t device_id = 0;
+    std::string name;
+    uint32_t status = 0;
+    uint64_t driver_features = 0;  ///< accepted features (0 before FEATURES_OK)
+    bool active = false;           ///< DRIVER_OK reached and not reset
+    std::string needs_reset_reason;
+    uint32_t interrupt_status = 0;
+    std::vector<std::pair<std::string, uint64_t>> counters;
+    std::vector<std::pair<std::string, std::string>> properties;
+  };
+  /// A consistent snapshot of the transport for the API.
+  [[nodiscard]] Info info() const;
 
   /// Current Status register.
   [[nodiscard]] uint32_t device_status() const;

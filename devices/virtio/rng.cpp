@@ -69,6 +69,7 @@ Result<void> VirtioRng::process_queue(uint16_t index) {
       break;
     }
     bytes_served_ += *written;
+    ++requests_;
   }
   // Chains completed before an error still deserve their interrupt.
   auto notify = queue_->needs_notification();

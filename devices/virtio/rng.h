@@ -53,8 +53,12 @@ class VirtioRng : public VirtioDevice {
   /// Accepts an empty DeviceState of id 4.
   [[nodiscard]] Result<void> restore(const DeviceState& state) override;
 
-  /// Random bytes handed to the driver since construction (for GET /vm).
+  /// Random bytes handed to the driver since construction.
   [[nodiscard]] uint64_t bytes_served() const { return bytes_served_; }
+  /// "requests" (chains completed) and "bytes" (random bytes served).
+  [[nodiscard]] std::vector<std::pair<std::string, uint64_t>> counters() const override {
+    return {{"requests", requests_}, {"bytes", bytes_served_}};
+  }
 
  private:
   /// Fills up to kRngMaxBytesPerRequest bytes of `chain`; returns the length written.
@@ -65,6 +69,7 @@ class VirtioRng : public VirtioDevice {
   Queue* queue_ = nullptr;
   VirtioInterrupt* interrupt_ = nullptr;
   uint64_t bytes_served_ = 0;
+  uint64_t requests_ = 0;
 };
 
 }  // namespace godwit::virtio

@@ -54,6 +54,60 @@ TEST(CommandLine, ImageBootWithParams) {
             (std::vector<std::string>{"ab.pages=256", "ab.delay=0", "ab.once=1"}));
 }
 
+TEST(CommandLine, VirtioDevicesInOrder) {
+  auto r = parse({"--image", "x.img", "--disk", "path=a.img,readonly=on,serial=disk-a", "--disk",
+                  "b.img,direct=on", "--net", "tap=tap0,mac=52:54:00:12:34:56", "--rng"});
+  ASSERT_TRUE(r) << r.error().message;
+  const VmConfig& c = *r->config;
+  ASSERT_EQ(c.disks.size(), 2u);
+  EXPECT_EQ(c.disks[0].path, "a.img");
+  EXPECT_TRUE(c.disks[0].readonly);
+  EXPECT_FALSE(c.disks[0].direct);
+  EXPECT_EQ(c.disks[0].serial, "disk-a");
+  EXPECT_EQ(c.disks[1].path, "b.img");
+  EXPECT_FALSE(c.disks[1].readonly);
+  EXPECT_TRUE(c.disks[1].direct);
+  ASSERT_EQ(c.nets.size(), 1u);
+  EXPECT_EQ(c.nets[0].tap, "tap0");
+  EXPECT_EQ(c.nets[0].mac, "52:54:00:12:34:56");
+  EXPECT_TRUE(c.rng);
+}
+
+TEST(CommandLine, NoVirtioDevicesByDefault) {
+  auto r = parse({"--image", "x.img"});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(r->config->disks.empty());
+  EXPECT_TRUE(r->config->nets.empty());
+  EXPECT_FALSE(r->config->rng);
+}
+
+TEST(CommandLine, BadDiskAndNetSpecsAreRefusedWithTheReason) {
+  struct Case {
+    std::vector<const char*> args;
+    const char* message;
+  };
+  const std::vector<Case> cases = {
+      {{"--disk", "readonly=on"}, "path=FILE is required"},
+      {{"--disk", "path=a,readonly=maybe"}, "expected on or off"},
+      {{"--disk", "path=a,colour=red"}, "unknown key 'colour'"},
+      {{"--disk", "path=a,,readonly=on"}, "empty item"},
+      {{"--disk", "path=a,path=b"}, "path given twice"},
+      {{"--disk", "path=a,serial=123456789012345678901"}, "at most 20 bytes"},
+      {{"--disk", "path="}, "is not KEY=VALUE"},
+      {{"--net", "mac=52:54:00:12:34:56"}, "tap=NAME is required"},
+      {{"--net", "tap=averyveryverylongname"}, "at most 15 bytes"},
+      {{"--net", "tap0"}, "unknown key 'tap0'"},
+  };
+  for (const Case& c : cases) {
+    std::vector<const char*> args = {"--image", "x.img"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    auto r = parse(args);
+    ASSERT_FALSE(r) << c.args[1];
+    EXPECT_NE(r.error().message.find(c.message), std::string::npos)
+        << c.args[1] << ": " << r.error().message;
+  }
+}
+
 TEST(CommandLine, KernelBoot) {
   auto r = parse({"--kernel", "bzImage", "--initrd", "rd", "--cmdline", "console=ttyS0 quiet"});
   ASSERT_TRUE(r) << r.error().message;
