@@ -3,11 +3,14 @@
 
 #include <cstring>
 
+#include "vmm/boot/boot_params.h"
 #include "vmm/boot/cpu_state.h"
 #include "vmm/boot/cpuid.h"
 #include "vmm/boot/guest_params.h"
 #include "vmm/boot/kernel_loader.h"
 #include "vmm/boot/raw_image.h"
+#include "vmm/fdt/fdt_delivery.h"
+#include "vmm/fdt/fdt_layout.h"
 
 namespace godwit {
 namespace {
@@ -50,11 +53,42 @@ Result<void> configure_vcpu(kvm::Vcpu& vcpu, std::span<const kvm_cpuid_entry2> s
   return {};
 }
 
-Result<void> load_boot(const VmConfig& config, GuestMemory& memory, kvm::Vcpu& boot_vcpu) {
+namespace {
+
+/// Loads a Linux kernel and announces the devices as config.virtio_discovery says.
+Result<boot::BootEntry> load_linux(const KernelBoot& kernel, const VmConfig& config,
+                                   GuestMemory& memory, const DeviceAnnouncement& devices) {
+  const bool use_dtb = config.virtio_discovery == VirtioDiscovery::dtb;
+  boot::KernelSpec spec{kernel.kernel, kernel.initrd, kernel.cmdline};
+  auto with_cmdline_devices = [&] {
+    if (devices.virtio_cmdline.empty()) return kernel.cmdline;
+    return kernel.cmdline.empty() ? devices.virtio_cmdline
+                                  : kernel.cmdline + " " + devices.virtio_cmdline;
+  };
+  if (!use_dtb) spec.cmdline = with_cmdline_devices();
+  boot::BootEntry entry = TRY(boot::load_kernel(memory, spec, config.vcpus));
+  if (!use_dtb) return entry;
+  if (entry.rsi == 0) {
+    // PVH: hvm_start_info has no setup_data; reload with the command line.
+    spec.cmdline = with_cmdline_devices();
+    return boot::load_kernel(memory, spec, config.vcpus);
+  }
+  auto setup = fdt::setup_dtb_entry(devices.dtb);
+  if (!setup) return fail(setup.error().context("SETUP_DTB for " + kernel.kernel));
+  if (auto r = memory.write(fdt::kSetupDtbEntryAddr, *setup); !r)
+    return fail(r.error().context("SETUP_DTB for " + kernel.kernel));
+  if (auto r = boot::link_setup_data(memory, entry.rsi, fdt::kSetupDtbEntryAddr); !r)
+    return fail(r.error().context(kernel.kernel + " (use --virtio-discovery cmdline)"));
+  return entry;
+}
+
+}  // namespace
+
+Result<void> load_boot(const VmConfig& config, GuestMemory& memory, kvm::Vcpu& boot_vcpu,
+                       const DeviceAnnouncement& devices) {
   boot::BootEntry entry;
   if (const auto* k = std::get_if<KernelBoot>(&config.boot)) {
-    boot::KernelSpec spec{k->kernel, k->initrd, k->cmdline};
-    entry = TRY(boot::load_kernel(memory, spec, config.vcpus));
+    entry = TRY(load_linux(*k, config, memory, devices));
   } else {
     auto spec = TRY(boot::parse_image_spec(std::get<ImageBoot>(config.boot).spec));
     entry = TRY(boot::load_raw_image(memory, spec));

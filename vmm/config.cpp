@@ -169,7 +169,11 @@ po::options_description make_options() {
      "image, size a multiple of 512 bytes)")
     ("net", po::value<std::vector<std::string>>()->composing(),
      "virtio-net device on a tap interface: tap=NAME[,mac=XX:XX:XX:XX:XX:XX] (repeatable)")
-    ("rng", "add a virtio-rng device fed from getrandom()");
+    ("rng", "add a virtio-rng device fed from getrandom()")
+    ("virtio-discovery", po::value<std::string>()->default_value("dtb"),
+     "how a --kernel guest finds the virtio devices: dtb (device tree as SETUP_DTB setup "
+     "data; kernels with CONFIG_OF) or cmdline (virtio_mmio.device= on the command line; "
+     "e.g. Debian's kernels). PVH boots always use cmdline");
   // clang-format on
   return opts;
 }
@@ -274,6 +278,14 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
       c.nets.push_back(TRY(parse_net(n)));
   }
   c.rng = vm.count("rng") > 0;
+  const std::string discovery = vm["virtio-discovery"].as<std::string>();
+  if (discovery == "dtb") {
+    c.virtio_discovery = VirtioDiscovery::dtb;
+  } else if (discovery == "cmdline") {
+    c.virtio_discovery = VirtioDiscovery::cmdline;
+  } else {
+    return fail("invalid --virtio-discovery '" + discovery + "': expected dtb or cmdline");
+  }
   out.config = std::move(c);
   return out;
 }

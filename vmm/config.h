@@ -46,6 +46,12 @@ struct NetConfig {
   std::string mac;  ///< mac=XX:XX:XX:XX:XX:XX; empty: 02:67:64:77:00:NN (NN = net index)
 };
 
+/// How a Linux guest learns about the virtio-mmio devices.
+enum class VirtioDiscovery {
+  dtb,      ///< the device tree as SETUP_DTB setup data (kernels with CONFIG_OF)
+  cmdline,  ///< virtio_mmio.device=SIZE@ADDR:IRQ on the command line
+};
+
 /// Everything needed to build a VM.
 struct VmConfig {
   uint64_t memory_size = 0;
@@ -55,10 +61,11 @@ struct VmConfig {
   std::string api_sock;  ///< empty: no API server
   SerialConfig serial;
   std::variant<KernelBoot, ImageBoot> boot;
-  std::vector<std::string> guest_params;  ///< "NAME.KEY=VALUE" items
-  std::vector<DiskConfig> disks;          ///< virtio-blk devices, in order
-  std::vector<NetConfig> nets;            ///< virtio-net devices, in order
-  bool rng = false;                       ///< one virtio-rng device
+  std::vector<std::string> guest_params;                    ///< "NAME.KEY=VALUE" items
+  std::vector<DiskConfig> disks;                            ///< virtio-blk devices, in order
+  std::vector<NetConfig> nets;                              ///< virtio-net devices, in order
+  bool rng = false;                                         ///< one virtio-rng device
+  VirtioDiscovery virtio_discovery = VirtioDiscovery::dtb;  ///< for --kernel boots
 };
 
 /// Parses a --disk value: "path=FILE[,readonly=on|off][,direct=on|off][,serial=ID]"

@@ -7,6 +7,7 @@
 #include "vmm/fdt/fdt_builder.h"
 #include "vmm/fdt/fdt_delivery.h"
 #include "vmm/fdt/fdt_layout.h"
+#include "vmm/fdt/virtio_cmdline.h"
 #include "vmm/platform.h"
 
 namespace godwit {
@@ -67,6 +68,7 @@ Result<void> Machine::setup_virtio() {
   if (const auto* k = std::get_if<KernelBoot>(&config_.boot)) description.bootargs = k->cmdline;
   virtio_ = TRY(VirtioDevices::create(config_, *memory_, *vm_, devices_->mmio_bus(), description));
   dtb_ = TRY(fdt::build_fdt(description));
+  virtio_cmdline_ = fdt::virtio_mmio_cmdline(description);
   return {};
 }
 
@@ -98,7 +100,7 @@ Result<void> Machine::load_boot_source() {
   // The tree goes in first: a raw image that covers kFdtAddr replaces it.
   auto written = fdt::write_fdt(*memory_, fdt::kFdtAddr, dtb_);
   if (!written) return fail(written.error().context("device tree"));
-  return load_boot(config_, *memory_, *vcpus_[0]);
+  return load_boot(config_, *memory_, *vcpus_[0], DeviceAnnouncement{dtb_, virtio_cmdline_});
 }
 
 Result<void> Machine::start() {

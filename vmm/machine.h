@@ -112,6 +112,7 @@ class Machine : public ExitDispatch {
   std::unique_ptr<PlatformDevices> devices_;
   std::unique_ptr<VirtioDevices> virtio_;  // after devices_: destroyed first
   std::vector<uint8_t> dtb_;               // the flattened device tree of this machine
+  std::string virtio_cmdline_;             // the same devices as virtio_mmio.device= items
   RunControl control_;
   std::vector<std::unique_ptr<VcpuThread>> threads_;
 

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "debian_kernel.h"
 #include "memory/guest_memory.h"
 #include "test_util.h"
 #include "vmm/boot/boot_layout.h"
@@ -39,30 +40,6 @@ std::string write_temp(const std::string& name, const std::vector<uint8_t>& byte
       .write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   return path;
 }
-
-// Path of a real Debian bzImage in the build tree, fetched once (under a file
-// lock, so parallel test processes share one download); nullopt if apt fails.
-std::optional<std::string> debian_kernel() {
-  static std::once_flag once;
-  static std::optional<std::string> result;
-  std::call_once(once, [] {
-    std::string dir = test::build_path("test-data");
-    ::mkdir(dir.c_str(), 0755);
-    int lock = ::open((dir + "/.fetch.lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-    if (lock < 0 || ::flock(lock, LOCK_EX) != 0) return;
-    std::string command = test::source_path("tests/fetch_kernel.sh") + " " + dir;
-    if (std::system(command.c_str()) == 0) result = dir + "/vmlinuz";
-    ::close(lock);
-  });
-  return result;
-}
-
-#define REQUIRE_DEBIAN_KERNEL(path)                                            \
-  auto path##_opt = debian_kernel();                                           \
-  if (!path##_opt)                                                             \
-    GTEST_SKIP() << "no Debian kernel: tests/fetch_kernel.sh failed (apt-get " \
-                    "download unreachable?)";                                  \
-  const std::string path = *path##_opt
 
 std::string read_cstring(const GuestMemory& memory, uint64_t gpa) {
   std::string s;
@@ -272,6 +249,34 @@ TEST(BzImage, RejectsInitrdThatDoesNotFit) {
   ::unlink(initrd.c_str());
   ASSERT_FALSE(entry);
   EXPECT_NE(entry.error().message.find("no room"), std::string::npos) << entry.error().message;
+}
+
+}  // namespace
+}  // namespace godwit::boot
+
+namespace godwit::boot {
+namespace {
+
+TEST(SetupData, LinkedFromTheZeroPageOnlyForProtocol209AndLater) {
+  auto memory = test::make_guest_memory(16 * kMiB);
+  for (uint16_t version : {uint16_t{0x0208}, uint16_t{0x0209}, uint16_t{0x020f}}) {
+    BootParams params;
+    std::memset(&params, 0, sizeof params);
+    params.hdr.version = version;
+    ASSERT_TRUE(memory->write_obj(kZeroPageAddr, params));
+    auto linked = link_setup_data(*memory, kZeroPageAddr, 0xdfff0);
+    auto after = memory->read_obj<BootParams>(kZeroPageAddr);
+    ASSERT_TRUE(after);
+    if (version < 0x0209) {
+      ASSERT_FALSE(linked);
+      EXPECT_NE(linked.error().message.find("predates 2.09"), std::string::npos);
+      EXPECT_EQ(after->hdr.setup_data, 0u);
+    } else {
+      ASSERT_TRUE(linked) << linked.error().message;
+      EXPECT_EQ(after->hdr.setup_data, 0xdfff0u);
+    }
+  }
+  EXPECT_FALSE(link_setup_data(*memory, kZeroPageAddr, 0)) << "0 means no chain";
 }
 
 }  // namespace

@@ -95,8 +95,8 @@ TEST(MpTable, DescribesEveryVcpuTheIoapicAndIsaIrqs) {
     EXPECT_EQ(t.ioapics, 1);
     EXPECT_EQ(t.ioapic_id, vcpus);
     EXPECT_EQ(t.ioapic_address, 0xfec00000u);
-    ASSERT_EQ(t.io_interrupts.size(), 16u);
-    for (uint8_t irq = 0; irq < 16; ++irq)
+    ASSERT_EQ(t.io_interrupts.size(), 24u) << "every IOAPIC pin, so virtio GSIs 16-23 work too";
+    for (uint8_t irq = 0; irq < 24; ++irq)
       EXPECT_EQ(t.io_interrupts[irq], std::make_pair(irq, irq));
     EXPECT_EQ(t.local_interrupts, 2);
   }

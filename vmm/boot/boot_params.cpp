@@ -52,4 +52,18 @@ Result<BootParams> make_boot_params(const SetupHeader& header, const LinuxBootIn
   return params;
 }
 
+Result<void> link_setup_data(GuestMemory& memory, uint64_t zero_page, uint64_t chain_gpa) {
+  if (chain_gpa == 0) return fail("linking setup_data: the chain address is 0");
+  auto read = memory.read_obj<BootParams>(zero_page);
+  if (!read) return fail(read.error().context("linking setup_data"));
+  BootParams params = *read;
+  if (params.hdr.version < kSetupDataMinVersion)
+    return fail("linking setup_data: the kernel's boot protocol " + hex(params.hdr.version) +
+                " predates 2.09 (no setup_data field)");
+  params.hdr.setup_data = chain_gpa;
+  if (auto r = memory.write_obj(zero_page, params); !r)
+    return fail(r.error().context("linking setup_data"));
+  return {};
+}
+
 }  // namespace godwit::boot

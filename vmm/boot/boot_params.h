@@ -144,4 +144,14 @@ struct LinuxBootInputs {
                                                   const LinuxBootInputs& inputs,
                                                   std::span<const E820Range> e820);
 
+/// Oldest boot protocol with hdr.setup_data (2.09).
+inline constexpr uint16_t kSetupDataMinVersion = 0x0209;
+
+/// Points hdr.setup_data of the zero page already written at `zero_page`
+/// to the setup_data chain at `chain_gpa` (e.g. a SETUP_DTB entry); fails
+/// naming the version when the kernel's boot protocol predates 2.09; a zero
+/// `chain_gpa` is refused (it means "no chain").
+[[nodiscard]] Result<void> link_setup_data(GuestMemory& memory, uint64_t zero_page,
+                                           uint64_t chain_gpa);
+
 }  // namespace godwit::boot

@@ -23,7 +23,9 @@ constexpr uint8_t kCpuBootProcessor = 2;
 constexpr uint8_t kLapicVersion = 0x14;
 constexpr uint8_t kIoapicVersion = 0x11;
 constexpr uint8_t kSpecRevision = 4;  // MP spec 1.4
-constexpr unsigned kIsaIrqs = 16;
+// Every pin of the in-kernel IOAPIC: ISA IRQs 0-15 and the virtio-mmio
+// devices on GSI 5 and up (pins 16-23 included), identity-mapped.
+constexpr unsigned kIoapicPins = 24;
 constexpr uint64_t kFloatingPointerSize = 16;
 constexpr uint64_t kConfigHeaderSize = 44;
 
@@ -120,7 +122,7 @@ Result<std::vector<uint8_t>> build_mp_table(uint64_t base, unsigned vcpus) {
   w.u8(1);  // enabled
   w.u32(kMpIoapicAddr);
   ++entries;
-  for (unsigned irq = 0; irq < kIsaIrqs; ++irq, ++entries)
+  for (unsigned irq = 0; irq < kIoapicPins; ++irq, ++entries)
     interrupt_entry(w, kEntryIoInterrupt, kInterruptInt, static_cast<uint8_t>(irq), ioapic_id,
                     static_cast<uint8_t>(irq));
   interrupt_entry(w, kEntryLocalInterrupt, kInterruptExtInt, 0, 0xff, 0);  // LINT0

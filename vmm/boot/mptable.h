@@ -5,8 +5,9 @@
 //   0xf0000  MP floating pointer ("_MP_", 16 bytes) -> config table
 //   0xf0010  configuration table header ("PCMP", 44 bytes), then entries:
 //            one processor per vCPU (APIC ID = index, vCPU 0 is the BSP),
-//            bus 0 "ISA", IOAPIC (id = vcpus, 0xfec00000), ISA IRQ 0-15 ->
-//            IOAPIC pins 0-15 (KVM's default GSI routing), ExtINT -> LINT0,
+//            bus 0 "ISA", IOAPIC (id = vcpus, 0xfec00000), IRQ 0-23 ->
+//            IOAPIC pins 0-23 (KVM's default GSI routing; the virtio-mmio
+//            devices sit on GSI 5 and up), ExtINT -> LINT0,
 //            NMI -> LINT1 of every LAPIC.
 #pragma once
 
