@@ -14,7 +14,9 @@
 
 #include "base/log.h"
 #include "base/unique_fd.h"
+#include "devices/virtio/block.h"
 #include "devices/virtio/mmio_transport.h"
+#include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
 
 namespace godwit {
@@ -36,6 +38,12 @@ Result<UniqueFd> make_eventfd(const std::string& what) {
 bool drain_eventfd(int fd) {
   uint64_t count = 0;
   return ::read(fd, &count, sizeof count) == static_cast<ssize_t>(sizeof count);
+}
+
+/// The MAC of net device `index` when --net gives none: locally administered
+/// 02:67:64:77:00:NN ("gdw"), stable across runs and migrations.
+virtio::MacAddress default_mac(size_t index) {
+  return {0x02, 0x67, 0x64, 0x77, 0x00, static_cast<uint8_t>(index)};
 }
 
 std::string hex(uint64_t v) {
@@ -203,8 +211,26 @@ Result<std::unique_ptr<VirtioDevices>> VirtioDevices::create(const VmConfig& con
                                                              fdt::MachineDescription& description) {
   std::unique_ptr<VirtioDevices> d(new VirtioDevices());
   d->vm_ = &vm;
-  if (!config.disks.empty() || !config.nets.empty())
-    return fail("--disk/--net: virtio-blk and virtio-net are not wired in yet");
+  for (size_t i = 0; i < config.disks.size(); ++i) {
+    const DiskConfig& disk = config.disks[i];
+    virtio::BlockOptions options{
+        .path = disk.path, .readonly = disk.readonly, .direct = disk.direct, .serial = disk.serial};
+    auto device = virtio::VirtioBlock::open(memory, "blk" + std::to_string(i), options);
+    if (!device) return fail(device.error().context("--disk " + disk.path));
+    TRY_VOID(d->add(std::move(*device), "block", memory, mmio, description));
+  }
+  for (size_t i = 0; i < config.nets.size(); ++i) {
+    const NetConfig& net = config.nets[i];
+    virtio::NetOptions options{.tap = net.tap, .mac = default_mac(i)};
+    if (!net.mac.empty()) {
+      auto mac = virtio::parse_mac(net.mac);
+      if (!mac) return fail(mac.error().context("--net tap=" + net.tap));
+      options.mac = *mac;
+    }
+    auto device = virtio::VirtioNet::open(memory, "net" + std::to_string(i), options);
+    if (!device) return fail(device.error().context("--net tap=" + net.tap));
+    TRY_VOID(d->add(std::move(*device), "net", memory, mmio, description));
+  }
   if (config.rng) {
     TRY_VOID(d->add(std::make_unique<virtio::VirtioRng>(memory, "rng0"), "rng", memory, mmio,
                     description));
