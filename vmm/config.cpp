@@ -6,6 +6,8 @@
 #include <charconv>
 #include <sstream>
 
+#include "devices/virtio/net.h"
+
 namespace godwit {
 namespace po = boost::program_options;
 
@@ -128,6 +130,8 @@ Result<NetConfig> parse_net(const std::string& text) {
         return fail("invalid --net tap '" + value + "': interface names have at most 15 bytes");
       n.tap = value;
     } else if (key == "mac") {
+      auto mac = virtio::parse_mac(value);
+      if (!mac) return fail(mac.error().context("invalid --net mac"));
       n.mac = value;
     } else {
       return fail("invalid --net '" + text + "': unknown key '" + (key.empty() ? value : key) +

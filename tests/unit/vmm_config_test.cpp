@@ -97,6 +97,8 @@ TEST(CommandLine, BadDiskAndNetSpecsAreRefusedWithTheReason) {
       {{"--net", "mac=52:54:00:12:34:56"}, "tap=NAME is required"},
       {{"--net", "tap=averyveryverylongname"}, "at most 15 bytes"},
       {{"--net", "tap0"}, "unknown key 'tap0'"},
+      {{"--net", "tap=t0,mac=01:00:5e:00:00:01"}, "multicast"},
+      {{"--net", "tap=t0,mac=52:54:00:12:34"}, "invalid --net mac"},
   };
   for (const Case& c : cases) {
     std::vector<const char*> args = {"--image", "x.img"};
