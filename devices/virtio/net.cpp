@@ -160,7 +160,8 @@ Result<bool> VirtioNet::rearm_notification(Queue& queue, uint16_t seen) {
 // ---- transmit ----
 
 Result<void> VirtioNet::process_tx() {
-  if (!tx_queue_ || !tx_queue_->ready()) return {};
+  // A broken queue was reported when it broke; the driver must reset.
+  if (!tx_queue_ || !tx_queue_->ready() || tx_queue_->broken()) return {};
   Queue& queue = *tx_queue_;
   auto drain = [&]() -> Result<void> {
     while (true) {
@@ -207,7 +208,8 @@ Result<void> VirtioNet::transmit_chain(const DescriptorChain& chain) {
 // ---- receive ----
 
 Result<void> VirtioNet::process_rx() {
-  if (!rx_queue_ || !rx_queue_->ready()) return {};
+  // A broken queue was reported when it broke (not again at every frame).
+  if (!rx_queue_ || !rx_queue_->ready() || rx_queue_->broken()) return {};
   return notify_driver(*rx_queue_, receive_frames());
 }
 

@@ -414,5 +414,21 @@ TEST_F(VirtioNetTapTest, MergeableFrameWaitsForEnoughRoom) {
   EXPECT_EQ(counter("rx_frames"), 2u);
 }
 
+// R8: a receive ring the guest broke is an error once (the transport enters
+// NEEDS_RESET); later tap events are ignored instead of failing again.
+TEST_F(VirtioNetTapTest, BrokenReceiveRingReportedOnce) {
+  activate(0);
+  rx_->poke<uint16_t>(kRxRings.avail + 4, kSize + 3);  // head out of range
+  rx_->poke<uint16_t>(kRxRings.avail + 2, 1);
+  host_send(test_frame(kGuestMac, {0x02, 0, 0, 0, 0, 1}, 80, 1));
+  auto r = net_->process_event(net_->event_fds()[0]);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("net0 rx"), std::string::npos) << r.error().message;
+  EXPECT_TRUE(queues_[kNetRxQueue].broken());
+  host_send(test_frame(kGuestMac, {0x02, 0, 0, 0, 0, 1}, 80, 2));
+  EXPECT_TRUE(net_->process_event(net_->event_fds()[0]).has_value());
+  EXPECT_TRUE(net_->process_queue(kNetRxQueue).has_value());
+}
+
 }  // namespace
 }  // namespace godwit::virtio
