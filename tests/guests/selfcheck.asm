@@ -7,6 +7,11 @@
 ; ticks per vCPU), starts every AP with INIT/SIPI, and drops each vCPU to
 ; ring 3 with interrupts on. The ring-3 workload is selfcheck_user.inc.
 ;
+; Before starting the APs the BSP tests every virtio-mmio device listed in
+; the device tree at 0xE0000 (fdt.inc, virtio*.inc): virtio-blk, -net and
+; -rng; a failure prints "FAIL <reason>" and exits with status 1. Without a
+; tree or devices nothing changes.
+;
 ; Platform checks (BSP, ring 0) print "FAIL <reason>" on the UART and exit
 ; with status 2: no testdev page, too many vCPUs, too little RAM for
 ; 16 MiB + memmb MiB per vCPU, no XSAVE/AVX, an AP that does not start
@@ -32,6 +37,11 @@ AP_START_ATTEMPTS   equ 5
 %include "boot16.inc"
 %include "kernel64.inc"
 %include "console.inc"
+%include "fdt.inc"
+%include "virtio.inc"
+%include "virtio_blk.inc"
+%include "virtio_net.inc"
+%include "virtio_rng.inc"
 
 bits 64
 guest_bsp_main:
@@ -91,6 +101,7 @@ guest_bsp_main:
     call console_puts
 
     call enable_fpu_and_timer
+    call virtio_selftest
     call start_application_processors
     jmp drop_to_ring3
 
