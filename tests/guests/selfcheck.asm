@@ -39,6 +39,7 @@ AP_START_ATTEMPTS   equ 5
 %include "console.inc"
 %include "fdt.inc"
 %include "virtio.inc"
+%include "virtio_irq.inc"
 %include "virtio_blk.inc"
 %include "virtio_net.inc"
 %include "virtio_rng.inc"
