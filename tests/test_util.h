@@ -1,9 +1,12 @@
-// Helpers shared by tests: KVM availability, build-tree paths.
+// Helpers shared by tests: KVM availability, build-tree paths, guest memory,
+// temporary files.
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -32,6 +35,24 @@ inline std::unique_ptr<::godwit::GuestMemory> make_guest_memory(
   EXPECT_TRUE(memory) << memory.error().message;
   return memory ? std::move(*memory) : nullptr;
 }
+
+/// A file in the build tree's test-data directory with the given contents,
+/// unique per process, removed on destruction.
+class TempFile {
+ public:
+  TempFile(const std::string& name, const std::string& contents)
+      : path_(build_path("test-data/tmp-" + std::to_string(::getpid()) + "-" + name)) {
+    ::mkdir(build_path("test-data").c_str(), 0755);
+    std::ofstream(path_, std::ios::binary | std::ios::trunc) << contents;
+  }
+  ~TempFile() { ::unlink(path_.c_str()); }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 }  // namespace godwit::test
 

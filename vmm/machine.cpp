@@ -201,6 +201,7 @@ Result<MachineState> Machine::save_state() {
   out.vm = TRY(kvm::save_vm_state(*vm_));
   for (auto& vcpu : vcpus_) out.vcpus.push_back(TRY(kvm::save_vcpu_state(*vcpu, msr_indices_)));
   out.devices = devices_->save_state();
+  out.virtio = TRY(virtio_->save_state());
   for (const MemoryRegion& r : memory_->regions()) {
     out.memory.emplace_back(r.host, r.host + r.size);
   }
@@ -229,6 +230,7 @@ Result<void> Machine::restore_state(const MachineState& st) {
   for (size_t i = 0; i < vcpus_.size(); ++i)
     TRY_VOID(kvm::restore_vcpu_state(*vcpus_[i], st.vcpus[i]));
   TRY_VOID(devices_->restore_state(st.devices));
+  TRY_VOID(virtio_->restore_state(st.virtio));
   TRY_VOID(kvm::restore_vm_clock(*vm_, st.vm));
   return {};
 }

@@ -40,6 +40,7 @@ struct MachineState {
   kvm::VmState vm;
   std::vector<kvm::VcpuState> vcpus;
   PlatformDevicesState devices;
+  std::vector<virtio::MmioTransportState> virtio;  ///< one per virtio device, in order
   std::vector<std::vector<uint8_t>> memory;
 };
 

@@ -15,7 +15,6 @@
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "devices/virtio/block.h"
-#include "devices/virtio/mmio_transport.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
 
@@ -269,9 +268,36 @@ Result<void> VirtioDevices::add(std::unique_ptr<virtio::VirtioDevice> device,
   return {};
 }
 
+Result<void> VirtioDevices::signal_all_queues() {
+  for (auto& slot : slots_) {
+    for (const UniqueFd& event : slot->queue_events) {
+      uint64_t one = 1;
+      if (::write(event.get(), &one, sizeof one) < 0)
+        return fail_errno("signalling " + std::string(slot->transport->device().name()) +
+                          " queue eventfd");
+    }
+  }
+  return {};
+}
+
 Result<void> VirtioDevices::start() {
+  TRY_VOID(signal_all_queues());
   for (auto& slot : slots_) slot->thread->start();
   return {};
+}
+
+Result<std::vector<virtio::MmioTransportState>> VirtioDevices::save_state() const {
+  std::vector<virtio::MmioTransportState> out;
+  for (const auto& slot : slots_) out.push_back(TRY(slot->transport->state()));
+  return out;
+}
+
+Result<void> VirtioDevices::restore_state(const std::vector<virtio::MmioTransportState>& state) {
+  if (state.size() != slots_.size())
+    return fail("restoring virtio devices: the state has " + std::to_string(state.size()) +
+                " devices, this VM " + std::to_string(slots_.size()));
+  for (size_t i = 0; i < slots_.size(); ++i) TRY_VOID(slots_[i]->transport->restore(state[i]));
+  return signal_all_queues();  // handled once the event threads run (start / resume)
 }
 
 void VirtioDevices::pause() {

@@ -21,6 +21,7 @@
 #include "base/result.h"
 #include "devices/bus.h"
 #include "devices/virtio/device.h"
+#include "devices/virtio/mmio_transport.h"
 #include "kvm/vm.h"
 #include "memory/guest_memory.h"
 #include "vmm/config.h"
@@ -42,7 +43,9 @@ class VirtioDevices {
   VirtioDevices(const VirtioDevices&) = delete;
   VirtioDevices& operator=(const VirtioDevices&) = delete;
 
-  /// Starts one event thread per device.
+  /// Starts one event thread per device, and signals every queue once so
+  /// that chains made available before a restore are not left waiting for
+  /// a notification the driver already sent (spurious ones are harmless).
   [[nodiscard]] Result<void> start();
   /// Blocks until every event thread is idle and parked: no device touches
   /// guest memory or its backend until resume(). Notifications that arrive
@@ -52,6 +55,13 @@ class VirtioDevices {
   void resume();
   /// Stops and joins the event threads (idempotent).
   void stop();
+
+  /// The state of every transport, its queues and its device, in device
+  /// order. Call while paused (or before start()): the event threads are idle.
+  [[nodiscard]] Result<std::vector<virtio::MmioTransportState>> save_state() const;
+  /// Loads save_state() output into the same device list (same order, kinds
+  /// and queue counts; each device checks its own state, e.g. disk size).
+  [[nodiscard]] Result<void> restore_state(const std::vector<virtio::MmioTransportState>& state);
 
   /// Number of devices.
   [[nodiscard]] size_t size() const;
@@ -63,6 +73,8 @@ class VirtioDevices {
   struct Slot;
   class EventThread;
   VirtioDevices();
+  /// Writes 1 to every queue's ioeventfd: the event threads look at every queue.
+  [[nodiscard]] Result<void> signal_all_queues();
   [[nodiscard]] Result<void> add(std::unique_ptr<virtio::VirtioDevice> device,
                                  const std::string& type, GuestMemory& memory, Bus& mmio,
                                  fdt::MachineDescription& description);

@@ -93,6 +93,55 @@ TEST(StateRoundTrip, RefusesAMismatchedVm) {
   EXPECT_NE(r.error().message.find("vCPUs"), std::string::npos) << r.error().message;
 }
 
+TEST(StateRoundTrip, VirtioDevicesComeBackActiveAndTheGuestPasses) {
+  GODWIT_REQUIRE_KVM();
+  test::TempFile disk("roundtrip-disk.img", std::string(64 * 1024, '\0'));
+  VmConfig cfg = selfcheck_config(2, 25);
+  cfg.disks.push_back(DiskConfig{.path = disk.path(), .serial = "rt"});
+  cfg.rng = true;
+  auto a = Machine::create(cfg);
+  ASSERT_TRUE(a) << a.error().message;
+  ASSERT_TRUE((*a)->start());
+  ASSERT_TRUE(wait_for(**a, "cpu1 round 2 ok", 60s)) << (*a)->devices().console_tail();
+  ASSERT_NE((*a)->devices().console_tail().find("virtio-rng ok"), std::string::npos);
+  ASSERT_TRUE((*a)->pause());
+  auto state = (*a)->save_state();
+  ASSERT_TRUE(state) << state.error().message;
+  ASSERT_EQ(state->virtio.size(), 2u);
+  for (const auto& t : state->virtio) EXPECT_TRUE(t.device_active);
+  (*a)->request_stop(0, "state moved to the second VM");
+  (*a)->wait_stopped();
+  a->reset();
+
+  auto b = Machine::create(cfg, BootMode::skip);
+  ASSERT_TRUE(b) << b.error().message;
+  auto restored = (*b)->restore_state(*state);
+  ASSERT_TRUE(restored) << restored.error().message;
+  nlohmann::json virtio = (*b)->info()["virtio"];
+  ASSERT_EQ(virtio.size(), 2u);
+  for (const auto& d : virtio) EXPECT_TRUE(d["active"].get<bool>()) << d.dump();
+  ASSERT_TRUE((*b)->start());
+  int status = wait_stopped_or_kill(**b, 180s);
+  std::string after = (*b)->devices().console_tail();
+  EXPECT_EQ(status, 0) << after;
+  EXPECT_NE(after.find("PASS"), std::string::npos) << after;
+}
+
+TEST(StateRoundTrip, RefusesADifferentDeviceList) {
+  GODWIT_REQUIRE_KVM();
+  VmConfig with_rng = selfcheck_config(1, 1);
+  with_rng.rng = true;
+  auto a = Machine::create(with_rng, BootMode::skip);
+  ASSERT_TRUE(a) << a.error().message;
+  auto state = (*a)->save_state();
+  ASSERT_TRUE(state) << state.error().message;
+  auto b = Machine::create(selfcheck_config(1, 1), BootMode::skip);
+  ASSERT_TRUE(b);
+  auto r = (*b)->restore_state(*state);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("virtio devices"), std::string::npos) << r.error().message;
+}
+
 TEST(MachineRunState, TransitionsAreChecked) {
   GODWIT_REQUIRE_KVM();
   auto m = Machine::create(selfcheck_config(1, 100));
