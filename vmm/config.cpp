@@ -177,7 +177,7 @@ po::options_description make_options() {
     ("virtio-discovery", po::value<std::string>()->default_value("dtb"),
      "how a --kernel guest finds the virtio devices: dtb (device tree as SETUP_DTB setup "
      "data; kernels with CONFIG_OF) or cmdline (virtio_mmio.device= on the command line; "
-     "e.g. Debian's kernels). PVH boots always use cmdline");
+     "kernels with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES). PVH boots always use cmdline");
   // clang-format on
   return opts;
 }
