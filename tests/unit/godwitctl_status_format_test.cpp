@@ -39,6 +39,37 @@ TEST(GodwitctlStatusFormat, FullDocument) {
             "uptime_s: 12\n");
 }
 
+TEST(GodwitctlStatusFormat, VirtioDevicesOneBlockEach) {
+  nlohmann::json info = {{"state", "running"},
+                         {"virtio",
+                          {{{"name", "blk0"},
+                            {"type", "block"},
+                            {"base", 0xd0001000u},
+                            {"irq", 5},
+                            {"active", true},
+                            {"properties", {{"path", "/d.img"}, {"readonly", "false"}}},
+                            {"counters", {{"read_bytes", 8192}, {"requests", 4}}}},
+                           {{"name", "rng0"},
+                            {"type", "rng"},
+                            {"base", 0xd0002000u},
+                            {"irq", 6},
+                            {"active", false},
+                            {"needs_reset", "rng0 q0: descriptor loop"},
+                            {"counters", {{"bytes", 0}}}},
+                           "odd"}}};
+  EXPECT_EQ(format_vm_status(info),
+            "state:    running\n"
+            "virtio:   3 devices\n"
+            "  blk0 (block) 0xd0001000 irq 5 active\n"
+            "    path=/d.img readonly=false\n"
+            "    read_bytes=8192 requests=4\n"
+            "  rng0 (rng) 0xd0002000 irq 6 inactive NEEDS_RESET: rng0 q0: descriptor loop\n"
+            "    bytes=0\n"
+            "  odd\n");
+  EXPECT_EQ(format_vm_status({{"state", "running"}, {"virtio", nlohmann::json::array()}}),
+            "state:    running\nvirtio:   none\n");
+}
+
 TEST(GodwitctlStatusFormat, ToleratesMissingAndOddKeys) {
   EXPECT_EQ(format_vm_status(nlohmann::json::object()), "state:    unknown\n");
   EXPECT_EQ(format_vm_status({{"state", "running"}, {"memory", {{"regions", {"weird"}}}}}),

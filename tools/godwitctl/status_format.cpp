@@ -92,6 +92,41 @@ void format_memory(std::string& out, const nlohmann::json& memory) {
     out += "  " + key + ": " + plain(value) + "\n";
   }
 }
+/// "k=v k=v" of a flat JSON object (empty for anything else).
+std::string key_values(const nlohmann::json& object) {
+  std::string text;
+  if (!object.is_object()) return text;
+  for (const auto& [key, value] : object.items())
+    text += (text.empty() ? "" : " ") + key + "=" + plain(value);
+  return text;
+}
+
+/// One block per virtio device: name, type, page, IRQ, state, then its
+/// properties and counters as key=value lines.
+void format_virtio(std::string& out, const nlohmann::json& devices) {
+  if (!devices.is_array()) {
+    line(out, "virtio", plain(devices));
+    return;
+  }
+  line(out, "virtio", devices.empty() ? "none" : std::to_string(devices.size()) + " devices");
+  for (const auto& d : devices) {
+    if (!d.is_object()) {
+      out += "  " + plain(d) + "\n";
+      continue;
+    }
+    std::string head = "  " + plain(d.value("name", nlohmann::json("?"))) + " (" +
+                       plain(d.value("type", nlohmann::json("?"))) + ")";
+    if (auto base = d.contains("base") ? as_u64(d["base"]) : std::nullopt) head += " " + hex(*base);
+    if (d.contains("irq")) head += " irq " + plain(d["irq"]);
+    if (d.contains("active")) head += d["active"] == true ? " active" : " inactive";
+    if (d.contains("needs_reset")) head += " NEEDS_RESET: " + plain(d["needs_reset"]);
+    out += head + "\n";
+    if (std::string props = key_values(d.value("properties", nlohmann::json())); !props.empty())
+      out += "    " + props + "\n";
+    if (std::string counters = key_values(d.value("counters", nlohmann::json())); !counters.empty())
+      out += "    " + counters + "\n";
+  }
+}
 }  // namespace
 
 std::string format_vm_status(const nlohmann::json& info) {
@@ -100,8 +135,9 @@ std::string format_vm_status(const nlohmann::json& info) {
   line(out, "state", info.contains("state") ? plain(info["state"]) : "unknown");
   if (info.contains("vcpus")) line(out, "vcpus", plain(info["vcpus"]));
   if (info.contains("memory")) format_memory(out, info["memory"]);
+  if (info.contains("virtio")) format_virtio(out, info["virtio"]);
   for (const auto& [key, value] : info.items()) {
-    if (key == "state" || key == "vcpus" || key == "memory") continue;
+    if (key == "state" || key == "vcpus" || key == "memory" || key == "virtio") continue;
     if (value.is_object() && !value.empty()) {
       // One level of nesting reads better as indented lines than as one JSON blob.
       out += key + ":\n";
