@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "base/log.h"
+#include "devices/virtio/serve_queue.h"
 
 namespace godwit::virtio {
 
@@ -122,29 +123,8 @@ void VirtioBlock::reset() {
 
 Result<void> VirtioBlock::process_queue(uint16_t index) {
   if (index != 0 || !queue_ || !queue_->ready()) return {};
-  Result<void> outcome{};
-  while (true) {
-    auto chain = queue_->pop();
-    if (!chain) {
-      outcome = fail(chain.error());
-      break;
-    }
-    if (!*chain) break;
-    auto used_len = serve_chain(**chain);
-    if (!used_len) {
-      outcome = fail(used_len.error());
-      break;
-    }
-    if (auto r = queue_->add_used((*chain)->head, *used_len); !r) {
-      outcome = fail(r.error());
-      break;
-    }
-  }
-  // Chains completed before an error still deserve their interrupt.
-  auto notify = queue_->needs_notification();
-  if (!notify) return fail(notify.error());
-  if (*notify) interrupt_->signal_used_buffer();
-  return outcome;
+  return serve_available_chains(
+      *queue_, *interrupt_, [this](const DescriptorChain& chain) { return serve_chain(chain); });
 }
 
 Result<uint32_t> VirtioBlock::serve_chain(const DescriptorChain& chain) {

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "devices/virtio/serve_queue.h"
+
 namespace godwit::virtio {
 
 VirtioRng::VirtioRng(GuestMemory& memory, std::string name)
@@ -49,33 +51,15 @@ Result<uint32_t> VirtioRng::fill_chain(const DescriptorChain& chain) {
 }
 
 Result<void> VirtioRng::process_queue(uint16_t index) {
-  if (index != 0 || !queue_) return {};
-  if (!queue_->ready()) return {};
-  Result<void> outcome{};
-  while (true) {
-    auto chain = queue_->pop();
-    if (!chain) {
-      outcome = fail(chain.error());
-      break;
+  if (index != 0 || !queue_ || !queue_->ready()) return {};
+  return serve_available_chains(*queue_, *interrupt_, [this](const DescriptorChain& chain) {
+    auto written = fill_chain(chain);
+    if (written) {
+      bytes_served_ += *written;
+      ++requests_;
     }
-    if (!*chain) break;
-    auto written = fill_chain(**chain);
-    if (!written) {
-      outcome = fail(written.error());
-      break;
-    }
-    if (auto r = queue_->add_used((*chain)->head, *written); !r) {
-      outcome = fail(r.error());
-      break;
-    }
-    bytes_served_ += *written;
-    ++requests_;
-  }
-  // Chains completed before an error still deserve their interrupt.
-  auto notify = queue_->needs_notification();
-  if (!notify) return fail(notify.error());
-  if (*notify) interrupt_->signal_used_buffer();
-  return outcome;
+    return written;
+  });
 }
 
 Result<DeviceState> VirtioRng::state() const { return DeviceState{kDeviceIdRng, {}}; }

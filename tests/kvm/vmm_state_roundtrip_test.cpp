@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "test_util.h"
@@ -45,26 +46,35 @@ int wait_stopped_or_kill(Machine& m, std::chrono::seconds timeout) {
   return m.wait_stopped();
 }
 
+/// Starts `cfg`, waits for `marker`, pauses, saves, and stops the VM: the
+/// state as a second VM would receive it (nullopt, with a failure, if not).
+std::optional<MachineState> save_mid_run(const VmConfig& cfg, const std::string& marker) {
+  auto a = Machine::create(cfg);
+  EXPECT_TRUE(a) << a.error().message;
+  if (!a) return std::nullopt;
+  EXPECT_TRUE((*a)->start());
+  bool reached = wait_for(**a, marker, 60s);
+  EXPECT_TRUE(reached) << (*a)->devices().console_tail();
+  EXPECT_TRUE((*a)->pause());
+  auto state = (*a)->save_state();
+  EXPECT_TRUE(state) << state.error().message;
+  std::string before = (*a)->devices().console_tail();
+  EXPECT_EQ(before.find("PASS"), std::string::npos) << "guest finished before the save";
+  (*a)->request_stop(0, "state moved to the second VM");
+  (*a)->wait_stopped();
+  if (!reached || !state) return std::nullopt;
+  return std::move(*state);
+}
+
 class StateRoundTrip : public ::testing::TestWithParam<uint32_t> {};
 
 TEST_P(StateRoundTrip, SelfcheckPassesAfterRestoreIntoASecondVm) {
   GODWIT_REQUIRE_KVM();
   const uint32_t vcpus = GetParam();
   VmConfig cfg = selfcheck_config(vcpus, 25);
-  auto a = Machine::create(cfg);
-  ASSERT_TRUE(a) << a.error().message;
-  ASSERT_TRUE((*a)->start());
   // Mid-run: every vCPU has finished a couple of rounds.
-  ASSERT_TRUE(wait_for(**a, "cpu" + std::to_string(vcpus - 1) + " round 2 ok", 60s))
-      << (*a)->devices().console_tail();
-  ASSERT_TRUE((*a)->pause());
-  auto state = (*a)->save_state();
-  ASSERT_TRUE(state) << state.error().message;
-  std::string before = (*a)->devices().console_tail();
-  ASSERT_EQ(before.find("PASS"), std::string::npos) << "guest finished before the save";
-  (*a)->request_stop(0, "state moved to the second VM");
-  (*a)->wait_stopped();
-  a->reset();
+  auto state = save_mid_run(cfg, "cpu" + std::to_string(vcpus - 1) + " round 2 ok");
+  ASSERT_TRUE(state);
 
   auto b = Machine::create(cfg, BootMode::skip);
   ASSERT_TRUE(b) << b.error().message;
@@ -99,19 +109,10 @@ TEST(StateRoundTrip, VirtioDevicesComeBackActiveAndTheGuestPasses) {
   VmConfig cfg = selfcheck_config(2, 25);
   cfg.disks.push_back(DiskConfig{.path = disk.path(), .serial = "rt"});
   cfg.rng = true;
-  auto a = Machine::create(cfg);
-  ASSERT_TRUE(a) << a.error().message;
-  ASSERT_TRUE((*a)->start());
-  ASSERT_TRUE(wait_for(**a, "cpu1 round 2 ok", 60s)) << (*a)->devices().console_tail();
-  ASSERT_NE((*a)->devices().console_tail().find("virtio-rng ok"), std::string::npos);
-  ASSERT_TRUE((*a)->pause());
-  auto state = (*a)->save_state();
-  ASSERT_TRUE(state) << state.error().message;
+  auto state = save_mid_run(cfg, "cpu1 round 2 ok");
+  ASSERT_TRUE(state);
   ASSERT_EQ(state->virtio.size(), 2u);
   for (const auto& t : state->virtio) EXPECT_TRUE(t.device_active);
-  (*a)->request_stop(0, "state moved to the second VM");
-  (*a)->wait_stopped();
-  a->reset();
 
   auto b = Machine::create(cfg, BootMode::skip);
   ASSERT_TRUE(b) << b.error().message;
