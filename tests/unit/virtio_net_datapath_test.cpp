@@ -21,6 +21,7 @@
 #include "devices/virtio/net.h"
 #include "tests/test_util.h"
 #include "tests/unit/netns_util.h"
+#include "unit/virtio_test_driver.h"
 
 namespace godwit::virtio {
 namespace {
@@ -92,14 +93,7 @@ class DriverQueue {
   uint16_t avail_idx_ = 0;
 };
 
-/// Counts the interrupts the device raises.
-class CountingInterrupt : public VirtioInterrupt {
- public:
-  void signal_used_buffer() override { ++used; }
-  void signal_config_change() override { ++config; }
-  int used = 0;
-  int config = 0;
-};
+using test::CountingInterrupt;
 
 /// An Ethernet frame of `size` bytes to `dst` with a recognisable payload.
 std::vector<uint8_t> test_frame(const MacAddress& dst, const MacAddress& src, size_t size,

@@ -13,6 +13,7 @@
 #include "devices/virtio/net.h"
 #include "tests/test_util.h"
 #include "tests/unit/netns_util.h"
+#include "unit/virtio_test_driver.h"
 
 namespace godwit::virtio {
 namespace {
@@ -20,14 +21,7 @@ namespace {
 constexpr char kTap[] = "gwtest1";
 constexpr MacAddress kMac{0x52, 0x54, 0x00, 0xab, 0xcd, 0xef};
 
-/// Counts the interrupts the device raises.
-class CountingInterrupt : public VirtioInterrupt {
- public:
-  void signal_used_buffer() override { ++used; }
-  void signal_config_change() override { ++config; }
-  int used = 0;
-  int config = 0;
-};
+using test::CountingInterrupt;
 
 TEST(NetMacTest, ParsesAndFormats) {
   auto mac = parse_mac("52:54:00:AB:cd:EF");

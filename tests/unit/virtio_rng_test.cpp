@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "devices/virtio/rng.h"
+#include "unit/virtio_test_driver.h"
 
 namespace godwit::virtio {
 namespace {
@@ -20,14 +21,7 @@ constexpr uint64_t kUsedGpa = 0x3000;
 constexpr uint64_t kDataGpa = 0x10000;
 constexpr uint16_t kSize = 8;
 
-/// Counts the interrupts the device raises.
-class CountingInterrupt : public VirtioInterrupt {
- public:
-  void signal_used_buffer() override { ++used; }
-  void signal_config_change() override { ++config; }
-  int used = 0;
-  int config = 0;
-};
+using test::CountingInterrupt;
 
 class VirtioRngTest : public ::testing::Test {
  protected:

@@ -16,7 +16,9 @@
 #include "devices/virtio/queue.h"
 #include "memory/guest_memory.h"
 
-namespace godwit::virtio::test {
+namespace godwit::test {
+
+using namespace ::godwit::virtio;  // NOLINT: test helper spelling the device vocabulary
 
 /// One buffer of a chain as the driver describes it.
 struct ChainPart {
@@ -126,4 +128,4 @@ class TestDriver {
   uint64_t next_data_ = kDataGpa;
 };
 
-}  // namespace godwit::virtio::test
+}  // namespace godwit::test
