@@ -6,6 +6,8 @@
 //                           RAM mappings (memfd "godwit-ram-*"), 1 GiB guest
 //   pio_exits_per_s         guest OUT to an unmapped port -> VMM -> guest, per
 //                           second (100000 exits timed between two UART bytes)
+//   block                   virtio-blk MB/s and IOPS, 4 KiB and 64 KiB, write and
+//                           read, page cache and direct=on (block_bench.h)
 // Numbers only; nothing is asserted (timings never belong in tests).
 #include <fcntl.h>
 #include <poll.h>
@@ -22,6 +24,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "bench/block_bench.h"
 
 namespace {
 
@@ -156,6 +160,9 @@ int main(int argc, char** argv) {
   out["start_to_first_byte_ms"] = bench_start(bin, 30);
   out["vmm_rss"] = bench_rss(bin);
   out["pio_exits"] = bench_pio(bin, 3);
+  godwit::bench::BlockBenchOptions block;
+  block.build_dir = bin;
+  out["block"] = godwit::bench::run_block_bench(block);
   std::puts(out.dump(2).c_str());
   return 0;
 }
