@@ -1,0 +1,102 @@
+// write_full_memory / write_diff_memory: plan every chunk in parallel (zero
+// detection + XXH3), then stream the present pages straight from guest RAM.
+#include "snapshot/memory_writer.h"
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+namespace godwit::snapshot {
+namespace {
+
+unsigned planning_threads(unsigned requested) {
+  if (requested > 0) return requested;
+  return std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+}
+
+std::vector<RegionSpec> specs_of(const GuestMemory& memory) {
+  std::vector<RegionSpec> specs;
+  for (const MemoryRegion& r : memory.regions()) specs.push_back({r.gpa, r.size});
+  return specs;
+}
+
+const uint8_t* chunk_bytes(const GuestMemory& memory, const ChunkInfo& chunk) {
+  const MemoryRegion& region = memory.regions()[chunk.region];
+  return region.host + (chunk.gpa - region.gpa);
+}
+
+// Writes one file of `kind` whose covered pages are `covered_of(chunk)`.
+template <typename CoveredOf>
+Result<MemoryFileSummary> write_memory_file(const GuestMemory& memory, const std::string& path,
+                                            MemoryFileKind kind, const SnapshotId& parent,
+                                            const WriteOptions& options, CoveredOf covered_of) {
+  SnapshotId id = TRY(SnapshotId::generate());
+  std::vector<RegionSpec> specs = specs_of(memory);
+  MemoryFileBuilder builder = TRY(MemoryFileBuilder::create(path, kind, id, parent, specs));
+  const ChunkLayout& layout = builder.layout();
+
+  // Phase 1: classify and hash chunks, spread over threads by an atomic cursor.
+  std::vector<ChunkPlan> plans(layout.size());
+  std::atomic<size_t> cursor{0};
+  auto worker = [&] {
+    for (size_t c = cursor.fetch_add(1); c < layout.size(); c = cursor.fetch_add(1)) {
+      ChunkBitmap covered = covered_of(c);
+      plans[c] = plan_chunk(id, layout[c], chunk_bytes(memory, layout[c]), covered);
+    }
+  };
+  std::vector<std::jthread> threads;
+  for (unsigned t = 1; t < planning_threads(options.hash_threads); ++t)
+    threads.emplace_back(worker);
+  worker();
+  threads.clear();  // joins
+
+  // Phase 2: one sequential stream of large writes.
+  for (size_t c = 0; c < layout.size(); ++c)
+    TRY_VOID(builder.append_chunk(plans[c], chunk_bytes(memory, layout[c]), false));
+  return builder.finish(options.sync);
+}
+
+}  // namespace
+
+ChunkBitmap chunk_bits(const PageSet& pages, const ChunkLayout& layout, size_t chunk) {
+  const ChunkInfo& info = layout[chunk];
+  const RegionSpec& region = layout.regions()[info.region];
+  std::span<const uint64_t> words = pages.words(info.region);
+  uint64_t first_word = (info.gpa - region.gpa) / kPageSize / 64;
+  ChunkBitmap bits{};
+  for (size_t w = 0; w < kChunkBitmapWords && first_word + w < words.size(); ++w)
+    bits[w] = words[first_word + w];
+  ChunkBitmap valid = bits_first(info.pages);
+  for (size_t w = 0; w < kChunkBitmapWords; ++w) bits[w] &= valid[w];
+  return bits;
+}
+
+Result<MemoryFileSummary> write_full_memory(const GuestMemory& memory, const std::string& path,
+                                            const WriteOptions& options) {
+  ChunkLayout layout(specs_of(memory));
+  auto result = write_memory_file(memory, path, MemoryFileKind::full, SnapshotId{}, options,
+                                  [&](size_t c) { return bits_first(layout[c].pages); });
+  if (!result) return fail(result.error().context("full memory snapshot to " + path));
+  return result;
+}
+
+Result<MemoryFileSummary> write_diff_memory(const GuestMemory& memory, const PageSet& pages,
+                                            const std::string& path, const SnapshotId& parent,
+                                            const WriteOptions& options) {
+  std::vector<RegionSpec> specs = specs_of(memory);
+  if (!same_regions(pages.regions(), specs))
+    return fail("diff memory snapshot to " + path + ": page set over " +
+                describe_regions(pages.regions()) + " does not match guest memory " +
+                describe_regions(specs));
+  if (parent.is_zero())
+    return fail("diff memory snapshot to " + path +
+                ": the parent id is zero (a diff needs the id "
+                "of the snapshot it follows)");
+  ChunkLayout layout(specs);
+  auto result = write_memory_file(memory, path, MemoryFileKind::diff, parent, options,
+                                  [&](size_t c) { return chunk_bits(pages, layout, c); });
+  if (!result) return fail(result.error().context("diff memory snapshot to " + path));
+  return result;
+}
+
+}  // namespace godwit::snapshot
