@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc)
 
 # Debian packages the build and the tests need.
 DEPS := cmake ninja-build g++ make nasm pkg-config \
-        libfdt-dev libzstd-dev libboost-dev libboost-program-options-dev \
+        libfdt-dev libzstd-dev libxxhash-dev libboost-dev libboost-program-options-dev \
         nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev \
         curl iproute2 ca-certificates clang-14 libclang-rt-14-dev
 
