@@ -118,10 +118,11 @@ void encode_xcrs(SectionWriter& out, const kvm_xcrs& x) {
 Result<kvm_xcrs> decode_xcrs(SectionReader& in) {
   kvm_xcrs x{};
   x.flags = TRY(in.u32());
+  size_t at = in.offset();
   x.nr_xcrs = TRY(in.count(12, "XCRs"));
   if (x.nr_xcrs > KVM_MAX_XCRS)
-    return in.error(std::to_string(x.nr_xcrs) + " XCRs exceed KVM's maximum of " +
-                    std::to_string(KVM_MAX_XCRS));
+    return in.error_at(at, std::to_string(x.nr_xcrs) + " XCRs exceed KVM's maximum of " +
+                               std::to_string(KVM_MAX_XCRS));
   for (uint32_t i = 0; i < x.nr_xcrs; ++i) {
     x.xcrs[i].xcr = TRY(in.u32());
     x.xcrs[i].value = TRY(in.u64());
@@ -191,10 +192,11 @@ void encode_pic(SectionWriter& out, const kvm_irqchip& chip) {
 }
 
 Result<uint32_t> decode_chip_id(SectionReader& in, uint32_t expected) {
+  size_t at = in.offset();
   uint32_t id = TRY(in.u32());
   if (id != expected)
-    return in.error("irqchip id " + std::to_string(id) + " where chip " + std::to_string(expected) +
-                    " belongs");
+    return in.error_at(at, "irqchip id " + std::to_string(id) + " where chip " +
+                               std::to_string(expected) + " belongs");
   return id;
 }
 
@@ -297,9 +299,8 @@ Result<kvm::VcpuState> decode_vcpu_state(SectionReader& in, uint32_t version) {
   size_t lapic_at = in.offset();
   std::vector<uint8_t> lapic = TRY(in.bytes());
   if (lapic.size() != sizeof s.lapic.regs)
-    return fail(in.section() + " payload offset " + std::to_string(lapic_at) + ": LAPIC page of " +
-                std::to_string(lapic.size()) + " bytes, expected " +
-                std::to_string(sizeof s.lapic.regs));
+    return in.error_at(lapic_at, "LAPIC page of " + std::to_string(lapic.size()) +
+                                     " bytes, expected " + std::to_string(sizeof s.lapic.regs));
   std::memcpy(s.lapic.regs, lapic.data(), lapic.size());
   s.events = TRY(decode_events(in));
   s.mp_state.mp_state = TRY(in.u32());

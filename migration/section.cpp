@@ -34,8 +34,8 @@ Result<void> SectionWriter::status() const {
   return {};
 }
 
-std::unexpected<Error> SectionReader::error(std::string_view what) const {
-  return fail(section_ + " payload offset " + std::to_string(offset_) + ": " + std::string(what));
+std::unexpected<Error> SectionReader::error_at(size_t offset, std::string_view what) const {
+  return fail(section_ + " payload offset " + std::to_string(offset) + ": " + std::string(what));
 }
 
 Result<std::span<const uint8_t>> SectionReader::take(size_t n) {
@@ -63,8 +63,7 @@ Result<int64_t> SectionReader::i64() { return static_cast<int64_t>(TRY(little_en
 Result<bool> SectionReader::boolean() {
   uint8_t v = TRY(u8());
   if (v > 1) {
-    --offset_;  // report the offset of the bad byte
-    return error("boolean byte is " + std::to_string(v) + ", expected 0 or 1");
+    return error_at(offset_ - 1, "boolean byte is " + std::to_string(v) + ", expected 0 or 1");
   }
   return v == 1;
 }
@@ -89,12 +88,11 @@ Result<std::string> SectionReader::string() {
 
 Result<uint32_t> SectionReader::count(size_t min_element_bytes, std::string_view what) {
   uint32_t n = TRY(u32());
-  if (min_element_bytes != 0 && n > remaining() / min_element_bytes) {
-    offset_ -= 4;
-    return error(std::to_string(n) + " " + std::string(what) + " of at least " +
-                 std::to_string(min_element_bytes) + " bytes each cannot fit in the " +
-                 std::to_string(remaining() - 4) + " bytes left");
-  }
+  if (min_element_bytes != 0 && n > remaining() / min_element_bytes)
+    return error_at(offset_ - 4, std::to_string(n) + " " + std::string(what) + " of at least " +
+                                     std::to_string(min_element_bytes) +
+                                     " bytes each cannot fit in the " +
+                                     std::to_string(remaining()) + " bytes left");
   return n;
 }
 

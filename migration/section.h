@@ -114,7 +114,11 @@ class SectionReader {
   /// The section name given at construction.
   [[nodiscard]] const std::string& section() const { return section_; }
   /// An error at the current offset: "<section> payload offset <n>: <what>".
-  [[nodiscard]] std::unexpected<Error> error(std::string_view what) const;
+  [[nodiscard]] std::unexpected<Error> error(std::string_view what) const {
+    return error_at(offset_, what);
+  }
+  /// An error about the field at payload offset `offset`.
+  [[nodiscard]] std::unexpected<Error> error_at(size_t offset, std::string_view what) const;
 
  private:
   /// Takes `n` bytes or fails with an overrun error.
