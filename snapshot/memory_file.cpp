@@ -26,9 +26,6 @@ Result<MemoryFile> MemoryFile::open(const std::string& path) {
   TRY_VOID(file.read_exact(0, fixed, "header"));
   file.header_ = TRY(decode_header_fixed(fixed, path));
   MemoryFileHeader& h = file.header_;
-  if (h.regions.empty() || h.regions.size() > kMaxRegions)
-    return fail(where + ": header is corrupted: region count " + std::to_string(h.regions.size()) +
-                " (must be 1 to " + std::to_string(kMaxRegions) + ")");
   uint64_t block_size = data_offset_for(h.regions.size());
   if (size < block_size)
     return fail(where + ": truncated: file is " + std::to_string(size) +

@@ -228,7 +228,11 @@ Result<MemoryFileHeader> decode_header_fixed(std::span<const uint8_t> bytes,
   h.page_size = get_u32(p + kOffPageSize);
   h.chunk_pages = get_u32(p + kOffChunkPages);
   h.kind = static_cast<MemoryFileKind>(get_u32(p + kOffKind));
-  h.regions.resize(get_u32(p + kOffRegionCount));
+  uint32_t region_count = get_u32(p + kOffRegionCount);
+  if (region_count == 0 || region_count > kMaxRegions)
+    return fail(where + ": header is corrupted: region count " + std::to_string(region_count) +
+                " (must be 1 to " + std::to_string(kMaxRegions) + ")");
+  h.regions.resize(region_count);
   std::memcpy(h.id.bytes.data(), p + kOffId, 16);
   std::memcpy(h.parent.bytes.data(), p + kOffParent, 16);
   h.data_offset = get_u64(p + kOffDataOffset);

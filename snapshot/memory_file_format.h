@@ -171,7 +171,7 @@ struct ChunkEntry {
 /// The header block [0, data_offset): header, region table, padding, with its hash.
 [[nodiscard]] std::vector<uint8_t> encode_header_block(const MemoryFileHeader& header);
 /// Decodes the fixed fields of the first kHeaderBytes (regions left empty);
-/// checks magic and version only. `path` names the file in errors.
+/// checks magic, version and the region count only. `path` names the file in errors.
 [[nodiscard]] Result<MemoryFileHeader> decode_header_fixed(std::span<const uint8_t> bytes,
                                                            const std::string& path);
 /// Verifies the hash of the whole header block and decodes the region table
