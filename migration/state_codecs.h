@@ -23,12 +23,12 @@ template <typename T>
 struct StateCodec;
 
 /// Generates a StateCodec specialisation from the free functions of a type.
-#define GODWIT_STATE_CODEC(Type, Kind, Version, Decode, Equal)                                     \
+#define GODWIT_STATE_CODEC(Type, Kind, MinVersion, Version, Decode, Equal)                         \
   template <>                                                                                      \
   struct StateCodec<Type> {                                                                        \
     static constexpr std::string_view kind = Kind;                                                 \
     static constexpr uint32_t version = Version;                                                   \
-    static constexpr uint32_t min_version = 1;                                                     \
+    static constexpr uint32_t min_version = MinVersion;                                            \
     static void encode(SectionWriter& out, const Type& s) { ::godwit::migration::encode(out, s); } \
     [[nodiscard]] static Result<Type> decode(SectionReader& in, uint32_t v) {                      \
       return Decode(in, v);                                                                        \
@@ -36,17 +36,17 @@ struct StateCodec;
     [[nodiscard]] static bool equal(const Type& a, const Type& b) { return Equal; }                \
   }
 
-GODWIT_STATE_CODEC(kvm::VcpuState, kVcpuSectionKind, kVcpuStateVersion, decode_vcpu_state,
-                   same_state(a, b));
-GODWIT_STATE_CODEC(kvm::VmState, kVmSectionKind, kVmStateVersion, decode_vm_state,
-                   same_state(a, b));
-GODWIT_STATE_CODEC(SerialState, kSerialSectionKind, kSerialStateVersion, decode_serial_state,
+GODWIT_STATE_CODEC(kvm::VcpuState, kVcpuSectionKind, kVcpuStateMinVersion, kVcpuStateVersion,
+                   decode_vcpu_state, same_state(a, b));
+GODWIT_STATE_CODEC(kvm::VmState, kVmSectionKind, kVmStateMinVersion, kVmStateVersion,
+                   decode_vm_state, same_state(a, b));
+GODWIT_STATE_CODEC(SerialState, kSerialSectionKind, 1, kSerialStateVersion, decode_serial_state,
                    a == b);
-GODWIT_STATE_CODEC(virtio::QueueState, kQueueSectionKind, kQueueStateVersion, decode_queue_state,
+GODWIT_STATE_CODEC(virtio::QueueState, kQueueSectionKind, 1, kQueueStateVersion, decode_queue_state,
                    a == b);
-GODWIT_STATE_CODEC(virtio::DeviceState, kDeviceSectionKind, kDeviceStateVersion,
+GODWIT_STATE_CODEC(virtio::DeviceState, kDeviceSectionKind, 1, kDeviceStateVersion,
                    decode_device_state, a == b);
-GODWIT_STATE_CODEC(virtio::MmioTransportState, kMmioTransportSectionKind,
+GODWIT_STATE_CODEC(virtio::MmioTransportState, kMmioTransportSectionKind, 1,
                    kMmioTransportStateVersion, decode_mmio_transport_state, a == b);
 
 #undef GODWIT_STATE_CODEC
