@@ -49,12 +49,12 @@ Result<void> pwritev_all(int fd, std::vector<iovec>& iov, uint64_t offset,
 }  // namespace
 
 ChunkPlan plan_chunk(const SnapshotId& id, const ChunkInfo& chunk, const uint8_t* bytes,
-                     const ChunkBitmap& covered) {
+                     const ChunkBitmap& covered, const ChunkBitmap& maybe_data) {
   ChunkPlan plan;
   plan.covered = covered;
   ChunkHasher hasher(id, chunk.gpa);
   for (uint32_t p = 0; p < chunk.pages; ++p) {
-    if (!bit_test(covered, p)) continue;
+    if (!bit_test(covered, p) || !bit_test(maybe_data, p)) continue;
     const uint8_t* page = bytes + uint64_t{p} * kPageSize;
     if (page_is_zero(page)) continue;
     bit_set(plan.present, p);

@@ -35,8 +35,11 @@ struct ChunkPlan {
 
 /// Classifies the covered pages of `chunk` (bytes at `bytes`, chunk.pages
 /// pages) into zero and present, and hashes the present ones for file `id`.
+/// Covered pages outside `maybe_data` are known to be zero and never read
+/// (reading an unpopulated memfd page would allocate it).
 [[nodiscard]] ChunkPlan plan_chunk(const SnapshotId& id, const ChunkInfo& chunk,
-                                   const uint8_t* bytes, const ChunkBitmap& covered);
+                                   const uint8_t* bytes, const ChunkBitmap& covered,
+                                   const ChunkBitmap& maybe_data);
 
 /// Streams one memory file; chunks must be appended in order, all of them.
 class MemoryFileBuilder {

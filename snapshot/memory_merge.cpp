@@ -19,7 +19,8 @@ Result<MemoryFileSummary> merge_memory_chain(std::span<const std::string> chain,
       const ChunkInfo& info = image.layout()[c];
       std::span<uint8_t> bytes(buffer.data(), uint64_t{info.pages} * kPageSize);
       TRY_VOID(image.read_chunk(c, bytes));
-      ChunkPlan plan = plan_chunk(image.id(), info, bytes.data(), bits_first(info.pages));
+      ChunkPlan plan = plan_chunk(image.id(), info, bytes.data(), bits_first(info.pages),
+                                  bits_first(info.pages));
       TRY_VOID(builder.append_chunk(plan, bytes.data(), true));
     }
     return builder.finish(options.sync);

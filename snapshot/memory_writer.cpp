@@ -2,8 +2,11 @@
 // detection + XXH3), then stream the present pages straight from guest RAM.
 #include "snapshot/memory_writer.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <thread>
 
 namespace godwit::snapshot {
@@ -25,6 +28,45 @@ const uint8_t* chunk_bytes(const GuestMemory& memory, const ChunkInfo& chunk) {
   return region.host + (chunk.gpa - region.gpa);
 }
 
+// Pages of `region` that may hold data, one bit per page (region order).
+// For an fd-backed region the holes of the file (SEEK_DATA / SEEK_HOLE) are
+// zero and left out, so scanning never faults in, and thereby allocates,
+// memory the guest never touched. Anonymous regions: every page.
+std::vector<uint64_t> populated_pages(const MemoryRegion& region) {
+  uint64_t pages = region.size / kPageSize;
+  std::vector<uint64_t> bits((pages + 63) / 64, ~uint64_t{0});
+  if (region.fd < 0) return bits;
+  std::vector<uint64_t> found(bits.size(), 0);
+  auto start = static_cast<off_t>(region.fd_offset);
+  auto end = static_cast<off_t>(region.fd_offset + region.size);
+  for (off_t at = start; at < end;) {
+    off_t data = ::lseek(region.fd, at, SEEK_DATA);
+    if (data < 0 && errno == ENXIO) break;  // no data after `at`
+    if (data < 0) return bits;              // SEEK_DATA unsupported: scan everything
+    if (data >= end) break;
+    off_t hole = ::lseek(region.fd, data, SEEK_HOLE);
+    if (hole < 0) return bits;
+    hole = std::min(hole, end);
+    uint64_t first = static_cast<uint64_t>(data - start) / kPageSize;
+    uint64_t last = (static_cast<uint64_t>(hole - start) + kPageSize - 1) / kPageSize;
+    for (uint64_t p = first; p < last; ++p) found[p / 64] |= uint64_t{1} << (p % 64);
+    at = hole;
+  }
+  return found;
+}
+
+// Bits of `words` (a region page bitmap) for chunk `chunk`, limited to its pages.
+ChunkBitmap chunk_slice(std::span<const uint64_t> words, const ChunkLayout& layout, size_t chunk) {
+  const ChunkInfo& info = layout[chunk];
+  uint64_t first_word = (info.gpa - layout.regions()[info.region].gpa) / kPageSize / 64;
+  ChunkBitmap bits{};
+  for (size_t w = 0; w < kChunkBitmapWords && first_word + w < words.size(); ++w)
+    bits[w] = words[first_word + w];
+  ChunkBitmap valid = bits_first(info.pages);
+  for (size_t w = 0; w < kChunkBitmapWords; ++w) bits[w] &= valid[w];
+  return bits;
+}
+
 // Writes one file of `kind` whose covered pages are `covered_of(chunk)`.
 template <typename CoveredOf>
 Result<MemoryFileSummary> write_memory_file(const GuestMemory& memory, const std::string& path,
@@ -36,12 +78,15 @@ Result<MemoryFileSummary> write_memory_file(const GuestMemory& memory, const std
   const ChunkLayout& layout = builder.layout();
 
   // Phase 1: classify and hash chunks, spread over threads by an atomic cursor.
+  std::vector<std::vector<uint64_t>> populated;
+  for (const MemoryRegion& region : memory.regions()) populated.push_back(populated_pages(region));
   std::vector<ChunkPlan> plans(layout.size());
   std::atomic<size_t> cursor{0};
   auto worker = [&] {
     for (size_t c = cursor.fetch_add(1); c < layout.size(); c = cursor.fetch_add(1)) {
       ChunkBitmap covered = covered_of(c);
-      plans[c] = plan_chunk(id, layout[c], chunk_bytes(memory, layout[c]), covered);
+      ChunkBitmap maybe_data = chunk_slice(populated[layout[c].region], layout, c);
+      plans[c] = plan_chunk(id, layout[c], chunk_bytes(memory, layout[c]), covered, maybe_data);
     }
   };
   std::vector<std::jthread> threads;
@@ -59,16 +104,7 @@ Result<MemoryFileSummary> write_memory_file(const GuestMemory& memory, const std
 }  // namespace
 
 ChunkBitmap chunk_bits(const PageSet& pages, const ChunkLayout& layout, size_t chunk) {
-  const ChunkInfo& info = layout[chunk];
-  const RegionSpec& region = layout.regions()[info.region];
-  std::span<const uint64_t> words = pages.words(info.region);
-  uint64_t first_word = (info.gpa - region.gpa) / kPageSize / 64;
-  ChunkBitmap bits{};
-  for (size_t w = 0; w < kChunkBitmapWords && first_word + w < words.size(); ++w)
-    bits[w] = words[first_word + w];
-  ChunkBitmap valid = bits_first(info.pages);
-  for (size_t w = 0; w < kChunkBitmapWords; ++w) bits[w] &= valid[w];
-  return bits;
+  return chunk_slice(pages.words(layout[chunk].region), layout, chunk);
 }
 
 Result<MemoryFileSummary> write_full_memory(const GuestMemory& memory, const std::string& path,

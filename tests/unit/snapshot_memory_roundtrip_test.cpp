@@ -77,6 +77,24 @@ TEST(SnapshotMemoryRoundTrip, ZeroPagesAreNotWrittenSoAMostlyEmptyGuestIsSmallOn
   EXPECT_TRUE(memory_equal(*source, *dest));
 }
 
+TEST(SnapshotMemoryRoundTrip, WritingDoesNotAllocateMemfdPagesTheGuestNeverTouched) {
+  test::ScratchDir dir("no-populate");
+  auto source = test::make_guest_memory(256 * kMiB, MemoryBacking::memfd);
+  ASSERT_TRUE(source);
+  for (uint64_t gpa : {uint64_t{0}, 100 * kMiB, 255 * kMiB}) fill_page(*source, gpa, 5);
+  auto allocated = [&] {
+    struct stat st {};
+    EXPECT_EQ(::fstat(source->regions()[0].fd, &st), 0);
+    return uint64_t(st.st_blocks) * 512;
+  };
+  uint64_t before = allocated();
+  EXPECT_EQ(before, 3 * kPageSize);
+  auto written = write_full_memory(*source, dir.file("mem"), kFast);
+  ASSERT_TRUE(written) << written.error().message;
+  EXPECT_EQ(written->data_pages, 3u);
+  EXPECT_EQ(allocated(), before) << "scanning for zero pages faulted in untouched memfd pages";
+}
+
 TEST(SnapshotMemoryRoundTrip, LayoutAbove3GiBWithTwoRegionsRoundTrips) {
   test::ScratchDir dir("high");
   uint64_t size = 3 * kGiB + 64 * kMiB;  // [0, 3 GiB) + [4 GiB, 4 GiB + 64 MiB)
