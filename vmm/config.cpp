@@ -174,6 +174,13 @@ po::options_description make_options() {
     ("net", po::value<std::vector<std::string>>()->composing(),
      "virtio-net device on a tap interface: tap=NAME[,mac=XX:XX:XX:XX:XX:XX] (repeatable)")
     ("rng", "add a virtio-rng device fed from getrandom()")
+    ("restore", po::value<std::string>(),
+     "restore the VM saved in this snapshot directory (godwitctl snapshot create) and resume "
+     "it; memory, vCPUs, devices and boot come from the snapshot")
+    ("restore-memory", po::value<std::string>()->default_value("eager"),
+     "with --restore: eager (read all guest memory before resuming) or lazy (resume at once, "
+     "fill pages on first touch through userfaultfd while a prefetcher reads the rest)")
+    ("paused", "with --restore: leave the restored VM paused (PUT /vm/resume starts it)")
     ("virtio-discovery", po::value<std::string>()->default_value("dtb"),
      "how a --kernel guest finds the virtio devices: dtb (device tree as SETUP_DTB setup "
      "data; kernels with CONFIG_OF) or cmdline (virtio_mmio.device= on the command line; "
@@ -197,6 +204,33 @@ Result<void> split_params(const std::string& text, std::vector<std::string>& out
   return {};
 }
 
+/// --restore DIR: every option that describes the VM itself is refused
+/// (the snapshot fixes it); the console, API socket and memory mode are free.
+Result<ParsedCommandLine> parse_restore(const po::variables_map& vm, ParsedCommandLine out) {
+  for (const char* fixed : {"memory", "memory-backing", "vcpus", "kernel", "initrd", "cmdline",
+                            "image", "guest-param", "disk", "net", "rng", "virtio-discovery"}) {
+    if (vm.count(fixed) && !vm[fixed].defaulted())
+      return fail(std::string("--") + fixed +
+                  " cannot be combined with --restore: the snapshot defines the VM");
+  }
+  RestoreRequest r;
+  r.dir = vm["restore"].as<std::string>();
+  if (r.dir.empty()) return fail("--restore: empty directory name");
+  const std::string mode = vm["restore-memory"].as<std::string>();
+  if (mode == "eager") {
+    r.memory = RestoreMemory::eager;
+  } else if (mode == "lazy") {
+    r.memory = RestoreMemory::lazy;
+  } else {
+    return fail("invalid --restore-memory '" + mode + "': expected eager or lazy");
+  }
+  r.paused = vm.count("paused") > 0;
+  if (vm.count("api-sock")) r.api_sock = vm["api-sock"].as<std::string>();
+  r.serial = TRY(parse_serial(vm["serial"].as<std::string>()));
+  out.restore = std::move(r);
+  return out;
+}
+
 }  // namespace
 
 Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) {
@@ -215,15 +249,20 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
          << "  godwit --image build/guests/selfcheck.img --vcpus 2 --memory 512M\n"
          << "  godwit --image build/guests/selfcheck.img --vcpus 2 --disk path=disk.img --rng\n"
          << "  godwit --kernel bzImage --cmdline 'console=ttyS0' --api-sock /tmp/godwit.sock\n"
+         << "  godwit --restore /var/tmp/snap1 --restore-memory lazy --api-sock /tmp/godwit.sock\n"
          << "\nLinux kernels need a host whose KVM uses VMX or SVM; on PVM hosts only the\n"
          << "project's own test guests run (see README).\n";
     out.message = text.str();
     return out;
   }
   if (vm.count("version")) {
-    out.message = "godwit 0.1.0\n";
+    out.message = std::string("godwit ") + kGodwitVersion + "\n";
     return out;
   }
+
+  if (vm.count("restore")) return parse_restore(vm, std::move(out));
+  if (vm.count("paused")) return fail("--paused needs --restore");
+  if (!vm["restore-memory"].defaulted()) return fail("--restore-memory needs --restore");
 
   VmConfig c;
   auto memory_size = parse_size(vm["memory"].as<std::string>());

@@ -14,6 +14,9 @@
 
 namespace godwit {
 
+/// The version printed by --version and recorded in snapshots.
+inline constexpr const char* kGodwitVersion = "0.1.0";
+
 /// Where the serial console goes.
 struct SerialConfig {
   enum class Kind { stdout_, file, unix_socket, none };
@@ -79,9 +82,27 @@ struct VmConfig {
 /// Parses "stdout", "none", "file:PATH" or "unix:PATH".
 [[nodiscard]] Result<SerialConfig> parse_serial(const std::string& text);
 
-/// Outcome of parsing argv: a config to run, or text to print and exit with.
+/// How a restored VM gets its guest memory.
+enum class RestoreMemory {
+  eager,  ///< read every page before the vCPUs start
+  lazy,   ///< map it empty and fill pages on demand (userfaultfd) plus a background prefetcher
+};
+
+/// `godwit --restore DIR`: the VM comes from a snapshot directory; only what
+/// the snapshot does not fix is taken from the command line.
+struct RestoreRequest {
+  std::string dir;
+  RestoreMemory memory = RestoreMemory::eager;
+  bool paused = false;   ///< --paused: leave the VM paused (resume through the API)
+  std::string api_sock;  ///< empty: no API server
+  SerialConfig serial;
+};
+
+/// Outcome of parsing argv: a config to run, a snapshot to restore, or text
+/// to print and exit with.
 struct ParsedCommandLine {
   std::optional<VmConfig> config;
+  std::optional<RestoreRequest> restore;
   std::string message;  ///< --help / --version text
 };
 

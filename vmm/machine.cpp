@@ -103,10 +103,13 @@ Result<void> Machine::load_boot_source() {
   return load_boot(config_, *memory_, *vcpus_[0], DeviceAnnouncement{dtb_, virtio_cmdline_});
 }
 
-Result<void> Machine::start() {
+Result<void> Machine::start(StartMode mode) {
   std::lock_guard lock(mu_);
   if (state_ != RunState::created)
     return fail(std::string("cannot start: VM is ") + to_string(state_));
+  // A paused start parks every thread before its first KVM_RUN: the pause
+  // request is in place before the threads exist.
+  if (mode == StartMode::paused) control_.request_pause();
   for (auto& vcpu : vcpus_) {
     threads_.push_back(std::make_unique<VcpuThread>(
         *vcpu, control_, *this,
@@ -114,7 +117,13 @@ Result<void> Machine::start() {
   }
   for (auto& t : threads_) t->start();
   TRY_VOID(virtio_->start());
-  state_ = RunState::running;
+  if (mode == StartMode::paused) {
+    control_.wait_parked();
+    virtio_->pause();
+    state_ = RunState::paused;
+  } else {
+    state_ = RunState::running;
+  }
   return {};
 }
 
@@ -192,7 +201,7 @@ std::string Machine::stop_reason() const {
   return stop_reason_;
 }
 
-Result<MachineState> Machine::save_state() {
+Result<MachineState> Machine::save_state(MemoryCopy memory) {
   RunState s = state();
   if (s != RunState::paused && s != RunState::created)
     return fail(std::string("cannot save state: VM is ") + to_string(s) + " (pause it first)");
@@ -202,8 +211,9 @@ Result<MachineState> Machine::save_state() {
   for (auto& vcpu : vcpus_) out.vcpus.push_back(TRY(kvm::save_vcpu_state(*vcpu, msr_indices_)));
   out.devices = devices_->save_state();
   out.virtio = TRY(virtio_->save_state());
-  for (const MemoryRegion& r : memory_->regions()) {
-    out.memory.emplace_back(r.host, r.host + r.size);
+  if (memory == MemoryCopy::include) {
+    for (const MemoryRegion& r : memory_->regions())
+      out.memory.emplace_back(r.host, r.host + r.size);
   }
   return out;
 }
@@ -216,13 +226,14 @@ Result<void> Machine::restore_state(const MachineState& st) {
     return fail("cannot restore state: it has " + std::to_string(st.vcpus.size()) +
                 " vCPUs, this VM " + std::to_string(vcpus_.size()));
   auto regions = memory_->regions();
-  if (st.memory.size() != regions.size())
+  const bool with_memory = !st.memory.empty();
+  if (with_memory && st.memory.size() != regions.size())
     return fail("cannot restore state: memory layout differs (region count)");
-  for (size_t i = 0; i < regions.size(); ++i) {
+  for (size_t i = 0; with_memory && i < regions.size(); ++i) {
     if (st.memory[i].size() != regions[i].size)
       return fail("cannot restore state: memory region " + std::to_string(i) + " size differs");
   }
-  for (size_t i = 0; i < regions.size(); ++i) {
+  for (size_t i = 0; with_memory && i < regions.size(); ++i) {
     std::copy(st.memory[i].begin(), st.memory[i].end(), regions[i].host);
     memory_->mark_dirty(regions[i].gpa, regions[i].size);
   }
@@ -232,6 +243,30 @@ Result<void> Machine::restore_state(const MachineState& st) {
   TRY_VOID(devices_->restore_state(st.devices));
   TRY_VOID(virtio_->restore_state(st.virtio));
   TRY_VOID(kvm::restore_vm_clock(*vm_, st.vm));
+  return {};
+}
+
+Result<void> Machine::set_dirty_logging(bool on) {
+  RunState s = state();
+  if (s != RunState::paused && s != RunState::created)
+    return fail(std::string("cannot change dirty logging: VM is ") + to_string(s));
+  const uint32_t flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+  for (const MemoryRegion& r : memory_->regions()) {
+    auto set = vm_->set_user_memory_region(r.slot, flags, r.gpa, r.size, r.host);
+    if (!set) return fail(set.error().context("dirty logging of slot " + std::to_string(r.slot)));
+  }
+  dirty_logging_ = on;
+  return {};
+}
+
+Result<uint32_t> Machine::tsc_khz() const { return vcpus_.front()->get_tsc_khz(); }
+
+Result<void> Machine::set_tsc_khz(uint32_t khz) {
+  for (auto& vcpu : vcpus_) {
+    auto r = vcpu->set_tsc_khz(khz);
+    if (!r)
+      return fail(r.error().context("setting the guest TSC to " + std::to_string(khz) + " kHz"));
+  }
   return {};
 }
 

@@ -50,6 +50,11 @@ inline constexpr int kFatalExitStatus = 125;
 
 /// Whether Machine::create loads the boot source.
 enum class BootMode { load, skip };
+/// Whether Machine::start lets the vCPUs run or leaves them parked (paused).
+enum class StartMode { running, paused };
+/// Whether Machine::save_state copies guest RAM into MachineState::memory
+/// (snapshots and migration write RAM on their own and skip the copy).
+enum class MemoryCopy { include, skip };
 
 /// One VM and its vCPU threads.
 class Machine : public ExitDispatch {
@@ -60,8 +65,9 @@ class Machine : public ExitDispatch {
                                                                BootMode boot = BootMode::load);
   ~Machine() override;
 
-  /// Starts the vCPU threads (created -> running).
-  [[nodiscard]] Result<void> start();
+  /// Starts the vCPU threads (created -> running, or created -> paused with
+  /// StartMode::paused: the threads park before their first KVM_RUN).
+  [[nodiscard]] Result<void> start(StartMode mode = StartMode::running);
   /// Stops every vCPU outside KVM_RUN (running -> paused). Not from a vCPU thread.
   [[nodiscard]] Result<void> pause();
   /// Lets the vCPUs run again (paused -> running).
@@ -72,10 +78,23 @@ class Machine : public ExitDispatch {
   /// Blocks until the VM stopped, joins the vCPU threads, returns the status.
   int wait_stopped();
 
-  /// Saves the whole VM (paused or created).
-  [[nodiscard]] Result<MachineState> save_state();
-  /// Loads a saved VM into this one (created or paused; same layout).
+  /// Saves the whole VM (paused or created); RAM only with MemoryCopy::include.
+  [[nodiscard]] Result<MachineState> save_state(MemoryCopy memory = MemoryCopy::include);
+  /// Loads a saved VM into this one (created or paused; same layout). An
+  /// empty `state.memory` leaves guest RAM alone (it was loaded separately).
   [[nodiscard]] Result<void> restore_state(const MachineState& state);
+
+  /// Turns KVM dirty logging (KVM_MEM_LOG_DIRTY_PAGES) on or off for every
+  /// RAM slot. Turning it on starts from a clean log: the next
+  /// KVM_GET_DIRTY_LOG of a slot reports the pages written since.
+  [[nodiscard]] Result<void> set_dirty_logging(bool on);
+  /// True while dirty logging is on.
+  [[nodiscard]] bool dirty_logging() const { return dirty_logging_; }
+  /// The guest TSC rate in kHz (KVM_GET_TSC_KHZ of vCPU 0).
+  [[nodiscard]] Result<uint32_t> tsc_khz() const;
+  /// Sets the guest TSC rate of every vCPU (KVM_SET_TSC_KHZ); fails when the
+  /// host cannot scale the TSC to `khz`. Call before restore_state.
+  [[nodiscard]] Result<void> set_tsc_khz(uint32_t khz);
 
   [[nodiscard]] RunState state() const;
   /// Why the VM stopped (empty while it runs).
@@ -123,6 +142,7 @@ class Machine : public ExitDispatch {
   int exit_status_ = 0;
   std::string stop_reason_;
   bool joined_ = false;
+  bool dirty_logging_ = false;  // changed only while paused or created (API thread)
 };
 
 }  // namespace godwit

@@ -1,9 +1,13 @@
-// godwit: parse the command line, build the VM, serve the API, run until the
-// guest or an operator stops it. Exit status: the guest's (debug-exit port or
-// testdev), 0 after a shutdown request, 125 after a fatal guest/VMM error,
-// 2 for bad command-line input, 1 when the VM cannot be built.
+// godwit: parse the command line, build the VM (or restore it from a
+// snapshot), serve the API, run until the guest or an operator stops it.
+// Exit status: the guest's (debug-exit port or testdev), 0 after a shutdown
+// request, 125 after a fatal guest/VMM error, 2 for bad command-line input,
+// 1 when the VM cannot be built or restored (or lazily restored memory turns
+// out damaged).
 #include <signal.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <thread>
 
@@ -11,6 +15,8 @@
 #include "vmm/api/http_server.h"
 #include "vmm/config.h"
 #include "vmm/machine.h"
+#include "vmm/snapshot/restore.h"
+#include "vmm/snapshot/snapshotter.h"
 #include "vmm/vm_api.h"
 
 using namespace godwit;
@@ -32,22 +38,61 @@ std::thread start_signal_thread(sigset_t set) {
   });
 }
 
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string format_ms(double ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", ms);
+  return buf;
+}
+
+/// Logs when a lazy restore has every page resident (polls the loader; the
+/// loader itself never blocks on us).
+class LazyProgress {
+ public:
+  LazyProgress(snapshot::LazyMemoryLoader& loader, std::chrono::steady_clock::time_point t0)
+      : thread_([this, &loader, t0] {
+          while (!stop_.load()) {
+            auto stats = loader.stats();
+            if (stats.complete) {
+              log::info("restore: memory complete after " + format_ms(ms_since(t0)) +
+                        " ms (faults " + std::to_string(stats.faults) + ", chunks on fault " +
+                        std::to_string(stats.chunks_on_fault) + ", prefetched " +
+                        std::to_string(stats.chunks_prefetched) + ", longest fault " +
+                        std::to_string(stats.max_fault_us) + " us)");
+              return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+          }
+        }) {}
+  ~LazyProgress() {
+    stop_.store(true);
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  const auto t0 = std::chrono::steady_clock::now();
   auto parsed = parse_command_line(argc, argv);
   if (!parsed) {
     std::fprintf(stderr, "godwit: %s\n", parsed.error().message.c_str());
     return 2;
   }
-  if (!parsed->config) {
+  if (!parsed->config && !parsed->restore) {
     std::fputs(parsed->message.c_str(), stdout);
     return 0;
   }
-  const VmConfig& config = *parsed->config;
 
   // Signals for orderly shutdown are taken by one thread; every other thread
-  // (vCPUs, API) inherits the blocked mask.
+  // (vCPUs, API, device and loader threads) inherits the blocked mask.
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -56,22 +101,50 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  auto machine = Machine::create(config);
-  if (!machine) {
-    std::fprintf(stderr, "godwit: %s\n", machine.error().message.c_str());
-    return 1;
+  RestoredVm vm;
+  if (parsed->restore) {
+    auto restored = restore_vm(*parsed->restore, [](const Error& e) { log::error(e.message); });
+    if (!restored) {
+      std::fprintf(stderr, "godwit: restore from %s failed: %s\n", parsed->restore->dir.c_str(),
+                   restored.error().message.c_str());
+      return 1;
+    }
+    vm = std::move(*restored);
+  } else {
+    auto machine = Machine::create(*parsed->config);
+    if (!machine) {
+      std::fprintf(stderr, "godwit: %s\n", machine.error().message.c_str());
+      return 1;
+    }
+    vm.machine = std::move(*machine);
   }
-  g_machine = machine->get();
+  Machine& machine = *vm.machine;
+  g_machine = &machine;
   std::thread signals = start_signal_thread(set);
 
-  MachineApi api(**machine);
+  Snapshotter snapshotter(machine);
+  MachineApi api(machine, [&snapshotter](const nlohmann::json& body) -> Result<nlohmann::json> {
+    auto request = TRY(parse_snapshot_request(body));
+    auto report = snapshotter.create(request);
+    if (!report) {
+      log::warn(report.error().message);
+      return std::unexpected(report.error());
+    }
+    log::info("snapshot " + report->dir + " (" + snapshot::kind_name(report->kind) + ", " +
+              std::to_string(report->data_pages) + " data pages) written in " +
+              format_ms(report->duration_ms) + " ms");
+    return snapshot_report_json(*report);
+  });
   std::unique_ptr<api::HttpServer> server;
-  if (!config.api_sock.empty()) {
+  const std::string& api_sock =
+      parsed->restore ? parsed->restore->api_sock : parsed->config->api_sock;
+  if (!api_sock.empty()) {
     api::Router router;
     api::register_vm_routes(router, api);
-    auto s = api::HttpServer::start(config.api_sock, std::move(router));
+    auto s = api::HttpServer::start(api_sock, std::move(router));
     if (!s) {
       std::fprintf(stderr, "godwit: %s\n", s.error().message.c_str());
+      g_machine = nullptr;
       pthread_kill(signals.native_handle(), SIGUSR2);
       signals.join();
       return 1;
@@ -79,19 +152,28 @@ int main(int argc, char** argv) {
     server = std::move(*s);
   }
 
+  const bool start_paused = parsed->restore && parsed->restore->paused;
   int status = 0;
-  if (auto r = (*machine)->start(); !r) {
+  std::unique_ptr<LazyProgress> lazy_progress;
+  if (auto r = machine.start(start_paused ? StartMode::paused : StartMode::running); !r) {
     std::fprintf(stderr, "godwit: %s\n", r.error().message.c_str());
     status = 1;
   } else {
-    status = (*machine)->wait_stopped();
-    log::info("VM stopped: " + (*machine)->stop_reason() + " (exit status " +
-              std::to_string(status) + ")");
+    if (parsed->restore) {
+      log::info(std::string("restore: ") + (start_paused ? "paused" : "running") + " after " +
+                format_ms(ms_since(t0)) + " ms (memory " + (vm.lazy ? "lazy" : "eager") + ")");
+      if (vm.lazy) lazy_progress = std::make_unique<LazyProgress>(*vm.lazy, t0);
+    }
+    status = machine.wait_stopped();
+    log::info("VM stopped: " + machine.stop_reason() + " (exit status " + std::to_string(status) +
+              ")");
   }
+  lazy_progress.reset();
   if (server) server->stop();
   pthread_kill(signals.native_handle(), SIGUSR2);
   signals.join();
   g_machine = nullptr;
-  machine->reset();
+  vm.lazy.reset();
+  vm.machine.reset();
   return status;
 }

@@ -29,4 +29,9 @@ Result<std::vector<uint8_t>> MachineApi::read_memory(uint64_t gpa, uint64_t len)
   return out;
 }
 
+Result<nlohmann::json> MachineApi::snapshot(const nlohmann::json& request) {
+  if (!snapshot_) return api::VmControl::snapshot(request);
+  return snapshot_(request);
+}
+
 }  // namespace godwit

@@ -194,7 +194,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     socket_path = globals["api-sock"].as<std::string>();
   } else if (environment.api_sock && !environment.api_sock->empty()) {
     socket_path = *environment.api_sock;
-  } else {
+  } else if (!command->offline) {
     return usage_error(err, std::string("no API socket: pass --api-sock PATH or set ") + kEnvVar);
   }
 

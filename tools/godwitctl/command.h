@@ -48,6 +48,8 @@ struct Command {
   std::function<void(boost::program_options::options_description&)> add_options;
   /// Runs the command and returns its exit status.
   std::function<int(CommandContext&, const boost::program_options::variables_map&)> run;
+  /// True for commands that work on files only and need no API socket.
+  bool offline = false;
 };
 
 /// Every command godwitctl knows, in help order.

@@ -9,6 +9,7 @@
 //                                  state), 400 Bad Request for memory reads;
 //   EBUSY, EALREADY             -> 409 Conflict (use vm_conflict("..."));
 //   EINVAL, ERANGE, EFAULT      -> 400 Bad Request (use vm_bad_request("..."));
+//   ENOSYS                      -> 501 Not Implemented;
 //   any other errno             -> 500 (a real failure, e.g. an ioctl error).
 #pragma once
 
@@ -46,6 +47,13 @@ class VmControl {
   [[nodiscard]] virtual Result<void> shutdown() = 0;
   /// Copies `len` bytes of guest memory at guest-physical address `gpa`.
   [[nodiscard]] virtual Result<std::vector<uint8_t>> read_memory(uint64_t gpa, uint64_t len) = 0;
+  /// Writes a snapshot of the paused VM as the JSON `request` asks
+  /// ({"dir": "/abs/path", "type": "full" | "diff"}); returns the report
+  /// (docs/api.md). Blocks the API thread while it writes.
+  [[nodiscard]] virtual Result<nlohmann::json> snapshot(const nlohmann::json& request) {
+    (void)request;
+    return fail("snapshots are not available from this VMM", ENOSYS);
+  }
 };
 
 /// An error that maps to 409 Conflict (the VM is in the wrong state for the request).
@@ -63,7 +71,8 @@ inline std::unexpected<Error> vm_bad_request(std::string message) {
 /// The largest GET /vm/memory read (256 MiB).
 inline constexpr uint64_t kMaxMemoryReadBytes = uint64_t{256} << 20;
 
-/// Registers GET /vm, PUT /vm/pause, PUT /vm/resume, PUT /vm/shutdown and GET /vm/memory.
+/// Registers GET /vm, PUT /vm/pause, PUT /vm/resume, PUT /vm/shutdown, GET /vm/memory and
+/// PUT /vm/snapshot.
 /// `vm` must outlive the server that serves `router`.
 void register_vm_routes(Router& router, VmControl& vm);
 

@@ -17,6 +17,8 @@ int http_status_for(const Error& error, int default_status) {
     case ERANGE:
     case EFAULT:
       return 400;
+    case ENOSYS:
+      return 501;
     default:
       return 500;
   }
@@ -57,6 +59,14 @@ Response read_memory(VmControl& vm, const Request& request) {
   return Response::bytes(std::span<const uint8_t>(*bytes));
 }
 
+Response snapshot(VmControl& vm, const Request& request) {
+  auto body = request.json();
+  if (!body) return Response::error(400, body.error().message);
+  auto report = vm.snapshot(*body);
+  if (!report) return Response::error(http_status_for(report.error(), 500), report.error().message);
+  return Response::json(200, *report);
+}
+
 }  // namespace
 
 void register_vm_routes(Router& router, VmControl& vm) {
@@ -66,6 +76,7 @@ void register_vm_routes(Router& router, VmControl& vm) {
   router.put("/vm/shutdown",
              [&vm](const Request&) { return change_state(vm, &VmControl::shutdown); });
   router.get("/vm/memory", [&vm](const Request& r) { return read_memory(vm, r); });
+  router.put("/vm/snapshot", [&vm](const Request& r) { return snapshot(vm, r); });
 }
 
 }  // namespace godwit::api
