@@ -322,23 +322,43 @@ std::vector<std::pair<std::string, std::string>> VirtioNet::properties() const {
 }
 
 Result<DeviceState> VirtioNet::state() const {
-  DeviceState state{kDeviceIdNet, std::vector<uint8_t>(kNetStateSize)};
-  state.data[0] = 1;  // layout version
+  DeviceState state{kDeviceIdNet, std::vector<uint8_t>(kNetStateSize + 4 + rx_frame_len_)};
+  state.data[0] = kNetStateVersion;
   std::copy(mac_.begin(), mac_.end(), state.data.begin() + 1);
   state.data[7] = link_up() ? 1 : 0;
+  const auto held = static_cast<uint32_t>(rx_frame_len_);
+  for (size_t i = 0; i < 4; ++i)
+    state.data[kNetStateSize + i] = static_cast<uint8_t>(held >> (8 * i));
+  std::copy_n(rx_frame_.begin(), rx_frame_len_, state.data.begin() + kNetStateSize + 4);
   return state;
 }
 
 Result<void> VirtioNet::restore(const DeviceState& state) {
-  if (state.device_id != kDeviceIdNet || state.data.size() != kNetStateSize || state.data[0] != 1 ||
-      state.data[7] > 1) {
-    return fail(name_ + ": restore of device id " + std::to_string(state.device_id) + " with " +
-                std::to_string(state.data.size()) + " bytes (version " +
-                std::to_string(state.data.empty() ? 0 : state.data[0]) + "); want id 1 with " +
-                std::to_string(kNetStateSize) + " bytes of version 1");
+  const auto& d = state.data;
+  const uint8_t version = d.empty() ? 0 : d[0];
+  uint32_t held = 0;
+  bool ok = state.device_id == kDeviceIdNet && d.size() >= kNetStateSize && d[7] <= 1;
+  if (ok && version == 1) {
+    ok = d.size() == kNetStateSize;
+  } else if (ok && version == 2) {
+    ok = d.size() >= kNetStateSize + 4;
+    for (size_t i = 0; ok && i < 4; ++i) held |= uint32_t{d[kNetStateSize + i]} << (8 * i);
+    // A held frame is a whole frame with its header, as receive_frames() accepts it.
+    ok = ok && d.size() == kNetStateSize + 4 + held &&
+         (held == 0 || (held > kVnetHeaderSize && held < rx_frame_.size()));
+  } else {
+    ok = false;
   }
-  std::copy(state.data.begin() + 1, state.data.begin() + 7, mac_.begin());
-  link_up_.store(state.data[7] == 1);
+  if (!ok) {
+    return fail(name_ + ": restore of device id " + std::to_string(state.device_id) + " with " +
+                std::to_string(d.size()) + " bytes (version " + std::to_string(version) +
+                "); want id 1, version 1 (8 bytes) or 2 (12 bytes + a held frame of 13.." +
+                std::to_string(rx_frame_.size() - 1) + " bytes)");
+  }
+  std::copy(d.begin() + 1, d.begin() + 7, mac_.begin());
+  link_up_.store(d[7] == 1);
+  std::copy_n(d.begin() + kNetStateSize + 4, held, rx_frame_.begin());
+  rx_frame_len_ = held;
   return {};
 }
 

@@ -12,8 +12,12 @@
 //   config space (struct virtio_net_config, little-endian, 10 bytes)
 //   | mac[6] | status le16 (bit 0 LINK_UP) | max_virtqueue_pairs le16 (1) |
 //
-//   DeviceState.data (device id 1, 8 bytes)
-//   | version u8 (1) | mac[6] | link_up u8 (0 / 1) |
+//   DeviceState.data (device id 1; version 2 written, 1 and 2 read)
+//   | version u8 (2) | mac[6] | link_up u8 (0 / 1) |
+//   | held_len u32 le | held frame (held_len bytes, virtio_net_hdr first) |
+//   Version 1 is the first 8 bytes alone. The held frame is one read from
+//   the tap that waits for receive buffers: it is guest data in flight, so it
+//   is saved and delivered after a restore instead of being lost.
 //
 // Threading: every VirtioDevice call comes under the transport lock (queue
 // notifications, tap readability through process_event()); set_link_up() may
@@ -59,8 +63,11 @@ inline constexpr uint64_t kNetFeatureStatus = 1ull << 16;
 inline constexpr uint16_t kNetStatusLinkUp = 1;
 /// Bytes of config space (mac, status, max_virtqueue_pairs).
 inline constexpr uint64_t kNetConfigSize = 10;
-/// Bytes of VirtioNet::state() data (layout in the file comment).
+/// Bytes of a version-1 VirtioNet::state() (layout in the file comment);
+/// version 2 adds a u32 length and the held frame.
 inline constexpr size_t kNetStateSize = 8;
+/// The DeviceState layout version VirtioNet::state() writes.
+inline constexpr uint8_t kNetStateVersion = 2;
 
 /// The MAC used when NetOptions::mac is all zero (QEMU's customary first one).
 inline constexpr MacAddress kDefaultMac{0x52, 0x54, 0x00, 0x12, 0x34, 0x56};

@@ -408,6 +408,41 @@ TEST_F(VirtioNetTapTest, MergeableFrameWaitsForEnoughRoom) {
   EXPECT_EQ(counter("rx_frames"), 2u);
 }
 
+// In-flight data (issue 4): a frame already read from the tap that waits for
+// receive room is saved with the device state; after the reset a transport
+// restore starts with, restoring the state delivers it whole.
+TEST_F(VirtioNetTapTest, HeldFrameSurvivesStateRoundTrip) {
+  const uint64_t features = kNetFeatureMrgRxbuf | kFeatureEventIdx;
+  activate(features);
+  post_rx(0, 512);
+  auto frame = test_frame(kGuestMac, {0x02, 0, 0, 0, 0, 1}, 900, 8);
+  host_send(frame);
+  ASSERT_TRUE(net_->process_event(net_->event_fds()[0]).has_value());
+  ASSERT_EQ(rx_->used_idx(), 0) << "the frame needs a second buffer";
+
+  DeviceState saved = net_->state().value();
+  EXPECT_EQ(saved.data[0], kNetStateVersion);
+  const size_t held = kVnetHeaderSize + frame.size();
+  ASSERT_EQ(saved.data.size(), kNetStateSize + 4 + held);
+  EXPECT_EQ(saved.data[8] | saved.data[9] << 8 | saved.data[10] << 16 | saved.data[11] << 24,
+            static_cast<int>(held));
+
+  net_->reset();
+  EXPECT_EQ(net_->state().value().data.size(), kNetStateSize + 4) << "reset keeps a held frame";
+  ASSERT_TRUE(net_->restore(saved).has_value());
+  EXPECT_EQ(net_->state().value(), saved);
+  ASSERT_TRUE(net_->activate(features | kFeatureVersion1, queues_, irq_).has_value());
+  post_rx(1, 512);
+  ASSERT_TRUE(net_->process_queue(kNetRxQueue).has_value());
+  ASSERT_EQ(rx_->used_idx(), 2);
+  EXPECT_EQ(rx_->used(0), std::make_pair(0u, 512u));
+  EXPECT_EQ(rx_->used(1), std::make_pair(1u, static_cast<uint32_t>(held - 512)));
+  auto first = guest_bytes(kRxDataGpa + kVnetHeaderSize, 512 - kVnetHeaderSize);
+  auto second = guest_bytes(kRxDataGpa + 0x1000, held - 512);
+  first.insert(first.end(), second.begin(), second.end());
+  EXPECT_EQ(first, frame);
+}
+
 // R8: a receive ring the guest broke is an error once (the transport enters
 // NEEDS_RESET); later tap events are ignored instead of failing again.
 TEST_F(VirtioNetTapTest, BrokenReceiveRingReportedOnce) {

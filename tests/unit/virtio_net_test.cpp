@@ -170,27 +170,38 @@ TEST_F(VirtioNetDeviceTest, ActivateChecksQueuesAndIdleCallsAreHarmless) {
   EXPECT_TRUE(net_->process_queue(kNetTxQueue).has_value()) << "queue not ready: nothing to do";
 }
 
-// R5: state carries MAC and link status in the documented 8 bytes; restore
-// takes them back and refuses anything else.
+// R5: state carries MAC, link status and the held frame (none here) in the
+// documented version-2 layout; restore also takes version 1 (8 bytes) and
+// refuses anything else.
 TEST_F(VirtioNetDeviceTest, StateRoundTripAndLayout) {
   net_->set_link_up(false);
   DeviceState saved = net_->state().value();
   EXPECT_EQ(saved.device_id, kDeviceIdNet);
-  EXPECT_EQ(saved.data, (std::vector<uint8_t>{1, 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef, 0}));
+  EXPECT_EQ(saved.data,
+            (std::vector<uint8_t>{2, 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef, 0, 0, 0, 0, 0}));
 
-  DeviceState other = saved;
-  other.data = {1, 0x52, 0x54, 0x00, 0x01, 0x02, 0x03, 1};
-  ASSERT_TRUE(net_->restore(other).has_value());
+  DeviceState v1{kDeviceIdNet, {1, 0x52, 0x54, 0x00, 0x01, 0x02, 0x03, 1}};
+  ASSERT_TRUE(net_->restore(v1).has_value());
   EXPECT_EQ(property("mac"), "52:54:00:01:02:03");
   EXPECT_TRUE(net_->link_up());
-  EXPECT_EQ(net_->state().value(), other);
+  EXPECT_EQ(net_->state().value().data,
+            (std::vector<uint8_t>{2, 0x52, 0x54, 0x00, 0x01, 0x02, 0x03, 1, 0, 0, 0, 0}));
   ASSERT_TRUE(net_->restore(saved).has_value());
   EXPECT_EQ(net_->state().value(), saved);
 
-  for (DeviceState bad : {DeviceState{2, saved.data}, DeviceState{kDeviceIdNet, {}},
-                          DeviceState{kDeviceIdNet, {2, 0, 0, 0, 0, 0, 0, 0}},
-                          DeviceState{kDeviceIdNet, {1, 0, 0, 0, 0, 0, 0, 2}},
-                          DeviceState{kDeviceIdNet, {1, 0x52, 0x54, 0, 0, 0, 0, 1, 0}}}) {
+  std::vector<uint8_t> too_short_frame = saved.data;  // a 12-byte "frame" is only a header
+  too_short_frame[8] = 12;
+  too_short_frame.resize(too_short_frame.size() + 12);
+  std::vector<uint8_t> length_mismatch = saved.data;
+  length_mismatch[8] = 20;
+  length_mismatch.resize(length_mismatch.size() + 19);
+  for (DeviceState bad :
+       {DeviceState{2, saved.data}, DeviceState{kDeviceIdNet, {}},
+        DeviceState{kDeviceIdNet, {3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+        DeviceState{kDeviceIdNet, {1, 0, 0, 0, 0, 0, 0, 2}},
+        DeviceState{kDeviceIdNet, {1, 0x52, 0x54, 0, 0, 0, 0, 1, 0}},
+        DeviceState{kDeviceIdNet, {2, 0x52, 0x54, 0, 0, 0, 0, 1, 0, 0}},
+        DeviceState{kDeviceIdNet, too_short_frame}, DeviceState{kDeviceIdNet, length_mismatch}}) {
     auto r = net_->restore(bad);
     ASSERT_FALSE(r);
     EXPECT_NE(r.error().message.find("net0"), std::string::npos) << r.error().message;
