@@ -12,7 +12,6 @@ namespace godwit {
 namespace po = boost::program_options;
 
 namespace {
-constexpr uint32_t kMaxVcpus = 254;  // APIC IDs 0..254 (255 is broadcast)
 
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

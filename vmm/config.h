@@ -16,6 +16,8 @@ namespace godwit {
 
 /// The version printed by --version and recorded in snapshots.
 inline constexpr const char* kGodwitVersion = "0.1.0";
+/// Most vCPUs a VM can have: APIC IDs 0..254 (255 is broadcast).
+inline constexpr uint32_t kMaxVcpus = 254;
 
 /// Where the serial console goes.
 struct SerialConfig {

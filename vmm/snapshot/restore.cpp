@@ -63,6 +63,20 @@ Result<void> match_tsc(Machine& machine, uint32_t saved_khz) {
   return {};
 }
 
+/// What can be checked about the host without KVM: enough memory, a vCPU
+/// count godwit can build. (The TSC rate needs a vCPU: match_tsc.)
+Result<void> check_host(const VmConfig& config) {
+  if (config.vcpus > kMaxVcpus)
+    return fail("this host cannot run the snapshot's VM: it has " + std::to_string(config.vcpus) +
+                " vCPUs, godwit builds at most " + std::to_string(kMaxVcpus));
+  const uint64_t host = TRY(host_memory_bytes());
+  if (config.memory_size > host)
+    return fail("this host cannot run the snapshot's VM: it needs " +
+                format_size(config.memory_size) + " of RAM, the host has " + format_size(host) +
+                " (memory + swap)");
+  return {};
+}
+
 }  // namespace
 
 Result<RestoredVm> restore_vm(const RestoreRequest& request,
@@ -88,6 +102,7 @@ Result<RestoredVm> restore_vm(const RestoreRequest& request,
     return fail("snapshot " + dir + ": the state holds " + std::to_string(state.vcpus.size()) +
                 " vCPUs, the configuration " + std::to_string(config.vcpus));
 
+  TRY_VOID(check_host(config));
   auto machine = Machine::create(config, BootMode::skip);
   if (!machine) return fail(machine.error().context("building the VM of snapshot " + dir));
   out.machine = std::move(*machine);
