@@ -8,6 +8,9 @@
 //                           second (100000 exits timed between two UART bytes)
 //   block                   virtio-blk MB/s and IOPS, 4 KiB and 64 KiB, write and
 //                           read, page cache and direct=on (block_bench.h)
+//   snapshot                full snapshot create time and restore-to-running time
+//                           (eager and lazy), 1 and 4 GiB guests with 90% of RAM
+//                           touched (snapshot_bench.h)
 // Numbers only; nothing is asserted (timings never belong in tests).
 #include <fcntl.h>
 #include <poll.h>
@@ -26,6 +29,7 @@
 #include <vector>
 
 #include "bench/block_bench.h"
+#include "bench/snapshot_bench.h"
 
 namespace {
 
@@ -163,6 +167,9 @@ int main(int argc, char** argv) {
   godwit::bench::BlockBenchOptions block;
   block.build_dir = bin;
   out["block"] = godwit::bench::run_block_bench(block);
+  godwit::bench::SnapshotBenchOptions snapshot;
+  snapshot.build_dir = bin;
+  out["snapshot"] = godwit::bench::run_snapshot_bench(snapshot);
   std::puts(out.dump(2).c_str());
   return 0;
 }
