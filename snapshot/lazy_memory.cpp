@@ -227,8 +227,8 @@ bool LazyMemoryLoader::handle_fault(uint64_t address, size_t chunk) {
     } else if (s == kFilling) {
       if (!state.compare_exchange_strong(s, kFillingWanted)) continue;
       return false;
-    } else if (s == kFillingWanted || s == kFailed) {
-      return false;  // served by serve_parked(), or released at teardown
+    } else if (s == kFillingWanted || (s == kFailed && !error_reported_)) {
+      return false;  // served by serve_parked()
     }
     if (auto resolved = resolve_in_done_chunk(address); !resolved) report_error(resolved.error());
     return true;
@@ -239,6 +239,9 @@ Result<void> LazyMemoryLoader::resolve_in_done_chunk(uint64_t address) {
   // Every data page of a done chunk is present, so a page still missing is a
   // zero page left as a hole (memfd), or one discarded since; either way it
   // is zero. If it is present, the copy may have raced the fault: wake.
+  // A failed chunk gets zeros too, but only once on_error has returned (the
+  // VMM has asked to stop): a thread must not stay blocked for ever, or the
+  // VMM's own stop (joining vCPU and device threads) could hang on it.
   if (hugetlb_) {
     uint64_t huge = address & ~(kChunkBytes - 1);
     return uffd_copy(huge, zero_chunk_.data(), kChunkBytes);
@@ -248,7 +251,8 @@ Result<void> LazyMemoryLoader::resolve_in_done_chunk(uint64_t address) {
 
 void LazyMemoryLoader::serve_parked() {
   std::erase_if(parked_, [&](const ParkedFault& p) {
-    if (chunk_state_[p.chunk].load() != kDone) return false;
+    uint8_t s = chunk_state_[p.chunk].load();
+    if (s != kDone && !(s == kFailed && error_reported_)) return false;
     if (auto resolved = resolve_in_done_chunk(p.address); !resolved) report_error(resolved.error());
     note_fault_served(p.since);
     return true;
@@ -344,13 +348,16 @@ void LazyMemoryLoader::mark_done(size_t chunk) {
 
 void LazyMemoryLoader::report_error(const Error& error) {
   if (failed_.exchange(true)) return;
-  // The VMM hears of it (and requests a stop) before wait() returns.
+  // The VMM hears of it (and requests a stop) before wait() returns and
+  // before any fault on the failed chunk is answered (with zeros).
   if (on_error_) on_error_(error);
+  error_reported_ = true;
   {
     std::lock_guard lock(mu_);
     error_ = error;
   }
   finished_.notify_all();
+  notify_fault_thread();
 }
 
 void LazyMemoryLoader::notify_fault_thread() {

@@ -22,10 +22,10 @@
 // resolves the faulting page itself (UFFDIO_ZEROPAGE if still missing, else
 // UFFDIO_WAKE), so no waiter depends on the order of the two threads' ioctls.
 // When every chunk is done the fault thread unregisters and closes the
-// userfaultfd. Faults on a failed chunk are held until the loader is
-// destroyed (the guest never sees the wrong bytes); closing the userfaultfd
-// then releases them and they read zero. docs/snapshot-memory.md, "Lazy
-// restore", has the rest.
+// userfaultfd. A failed chunk is never installed (the guest never sees
+// unverified bytes); faults on it are held until on_error has returned (the
+// VMM has requested a stop), then answered with zero pages so that no
+// thread stays blocked. docs/snapshot-memory.md, "Lazy restore", has the rest.
 #pragma once
 
 #include <atomic>
@@ -110,7 +110,8 @@ class LazyMemoryLoader {
   void prefetch_loop();
   /// Serves one fault; false when it had to be parked.
   [[nodiscard]] bool handle_fault(uint64_t address, size_t chunk);
-  /// Answers a fault on a chunk that is done: zero page if still missing, else wake.
+  /// Answers a fault on a chunk that is done (or failed, once reported): zero
+  /// page if still missing, else wake.
   [[nodiscard]] Result<void> resolve_in_done_chunk(uint64_t address);
   void serve_parked();
   void finish();
@@ -147,6 +148,7 @@ class LazyMemoryLoader {
   std::atomic<size_t> prefetch_cursor_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> failed_{false};
+  std::atomic<bool> error_reported_{false};  ///< on_error has returned
   std::atomic<uint32_t> serving_faults_{0};  ///< the prefetchers pause while this is 1
 
   std::atomic<uint64_t> faults_{0};

@@ -3,8 +3,8 @@
 // base + diff chain; the prefetcher completes the image with every chunk
 // filled exactly once while readers race it; a sparse > 3 GiB two-region
 // layout works and zero chunks allocate nothing in the memfd; a corrupted
-// chunk is reported (naming it) without hanging anyone; teardown mid-prefetch
-// returns. Skips when userfaultfd is not permitted.
+// chunk is reported (naming it) before anyone touching it gets zeros, and
+// nobody hangs; teardown mid-prefetch returns. Skips when userfaultfd is not permitted.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -367,14 +367,18 @@ class LazyRestoreCorruption : public ::testing::Test {
   ErrorLog errors_;
 };
 
-TEST_F(LazyRestoreCorruption, FaultOnABadChunkIsReportedHeldAndReleasedAtTeardown) {
+TEST_F(LazyRestoreCorruption, FaultOnABadChunkIsReportedFirstThenAnsweredWithZeros) {
   auto dest = test::make_guest_memory(kSize, MemoryBacking::memfd);
   ASSERT_TRUE(dest);
   auto loader = start(*dest, {.prefetch = false});
   ASSERT_TRUE(loader);
   uint64_t bad_gpa = kBadChunk * kChunkBytes + kPageSize;  // a data page (page 1025)
   std::atomic<uint64_t> bad_value{1};
-  GuardedThread toucher([&] { bad_value = *dest->read_obj<uint64_t>(bad_gpa); });
+  std::atomic<size_t> errors_when_answered{0};
+  GuardedThread toucher([&] {
+    bad_value = *dest->read_obj<uint64_t>(bad_gpa);
+    errors_when_answered = errors_.seen().size();
+  });
 
   Result<void> waited;
   GuardedThread waiter([&] { waited = loader->wait(); });
@@ -386,16 +390,17 @@ TEST_F(LazyRestoreCorruption, FaultOnABadChunkIsReportedHeldAndReleasedAtTeardow
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0], waited.error().message);
 
+  // The touching thread is not left blocked: it gets zeros, never the
+  // unverified bytes, and only after on_error (the VMM's stop) returned.
+  toucher.must_finish("the touching thread stayed blocked");
+  EXPECT_EQ(bad_value.load(), 0u);
+  EXPECT_EQ(errors_when_answered.load(), 1u);
   // Other chunks are still served after the error.
   GuardedThread good(
       [&] { EXPECT_TRUE(page_matches(*dest, *source_, 7 * kChunkBytes + kPageSize)); });
   good.must_finish("reader");
-  // The bad page is never served with wrong bytes: its reader waits...
-  EXPECT_FALSE(toucher.finished());
-  // ...until teardown releases it (the page then reads zero).
+  EXPECT_FALSE(loader->stats().complete);
   loader.reset();
-  toucher.must_finish("the touching thread stayed blocked");
-  EXPECT_EQ(bad_value.load(), 0u);
   EXPECT_EQ(errors_.seen().size(), 1u);
 }
 
