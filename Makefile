@@ -11,7 +11,7 @@ DEPS := cmake ninja-build g++ make nasm pkg-config \
         nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev \
         curl iproute2 ca-certificates clang-14 libclang-rt-14-dev
 
-.PHONY: all deps build build-asan demo test bench docker-test clean
+.PHONY: all deps build build-asan demo test test-unverified bench docker-test clean
 
 all: build
 
@@ -39,13 +39,20 @@ demo: deps build
 # libFuzzer run over the virtqueue parser (longer runs: tests/fuzz/run_fuzz.sh N).
 test: deps build build-asan
 	@status=0; \
-	(cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600) || status=1; \
+	(cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 -LE unverified) || status=1; \
 	echo "== unit tests under ASan+UBSan =="; \
 	(cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L unit --timeout 600) || status=1; \
 	echo "== virtqueue fuzzer, 60 s (clang 14, libFuzzer) =="; \
 	tests/fuzz/run_fuzz.sh 60 >build-fuzz.log 2>&1 && tail -n 3 build-fuzz.log || \
 	  { status=1; tail -n 40 build-fuzz.log; }; \
 	exit $$status
+
+# Tests written on a machine without /dev/kvm (tests/unverified/, ctest
+# label `unverified`): nobody has seen them pass yet, so `make test` leaves
+# them out. Run them with this target on a KVM host (as root for the tap
+# tests), one at a time: each runs guests, some restore several VMs.
+test-unverified: deps build
+	@cd $(BUILD) && ctest --output-on-failure -L unverified --timeout 900
 
 # Benchmarks (JSON on stdout; see bench/).
 bench: deps build
