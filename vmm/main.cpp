@@ -156,8 +156,15 @@ int main(int argc, char** argv) {
   int status = 0;
   std::unique_ptr<LazyProgress> lazy_progress;
   if (auto r = machine.start(start_paused ? StartMode::paused : StartMode::running); !r) {
-    std::fprintf(stderr, "godwit: %s\n", r.error().message.c_str());
-    status = 1;
+    if (machine.state() == RunState::shutdown) {
+      // Stopped before it could start (a signal, or a lazy restore that found
+      // damaged memory): report why, with the status the stop asked for.
+      status = machine.wait_stopped();
+      std::fprintf(stderr, "godwit: %s\n", machine.stop_reason().c_str());
+    } else {
+      std::fprintf(stderr, "godwit: %s\n", r.error().message.c_str());
+      status = 1;
+    }
   } else {
     if (parsed->restore) {
       log::info(std::string("restore: ") + (start_paused ? "paused" : "running") + " after " +

@@ -58,8 +58,12 @@ Result<void> match_tsc(Machine& machine, uint32_t saved_khz) {
                 std::to_string(saved_khz) + " kHz, this host's runs at " +
                 std::to_string(host_khz) + " kHz and KVM cannot scale it (" +
                 scaled.error().message + ")");
-  log::info("restore: guest TSC scaled from the host's " + std::to_string(host_khz) + " kHz to " +
-            std::to_string(saved_khz) + " kHz");
+  // KVM takes rates within 250 ppm of the host's as they are, without scaling.
+  const uint64_t diff = host_khz > saved_khz ? host_khz - saved_khz : saved_khz - host_khz;
+  const bool within_tolerance = diff * 1'000'000 <= uint64_t{250} * host_khz;
+  log::info("restore: guest TSC " + std::to_string(saved_khz) + " kHz on a host at " +
+            std::to_string(host_khz) +
+            " kHz: " + (within_tolerance ? "within KVM's 250 ppm tolerance" : "guest TSC scaled"));
   return {};
 }
 

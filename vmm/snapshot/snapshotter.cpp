@@ -79,7 +79,11 @@ Result<SnapshotRequest> parse_snapshot_request(const nlohmann::json& body) {
   r.dir = dir->get<std::string>();
   if (r.dir.front() != '/')
     return api::vm_bad_request("\"dir\" must be an absolute path, got '" + r.dir + "'");
-  const std::string type = body.value("type", std::string("full"));
+  std::string type = "full";
+  if (auto t = body.find("type"); t != body.end()) {
+    if (!t->is_string()) return api::vm_bad_request("\"type\" must be \"full\" or \"diff\"");
+    type = t->get<std::string>();
+  }
   if (type != "full" && type != "diff")
     return api::vm_bad_request("\"type\" must be \"full\" or \"diff\", got '" + type + "'");
   r.diff = type == "diff";
