@@ -39,6 +39,8 @@ template <typename T>
 Result<T> member(const nlohmann::json& json, const char* key, const std::string& where) {
   auto it = json.find(key);
   if (it == json.end()) return fail(where + ": \"" + key + "\" is missing");
+  if (!json_fits<T>(*it))
+    return fail(where + ": \"" + key + "\" is out of range or not an integer");
   try {
     return it->get<T>();
   } catch (const nlohmann::json::exception&) {
@@ -213,11 +215,22 @@ Result<std::vector<std::string>> memory_chain(const std::string& dir) {
   return std::vector<std::string>(reversed.rbegin(), reversed.rend());
 }
 
+Result<MemoryImage> open_snapshot_memory(const std::string& dir, const Manifest& manifest) {
+  const auto chain = TRY(memory_chain(dir));
+  auto image = TRY(MemoryImage::open(chain));
+  if (image.id() != manifest.memory_id)
+    return fail("memory file " + chain.back() + " has id " + image.id().hex() + ", but " +
+                snapshot_path(dir, kManifestFile) + " names memory " + manifest.memory_id.hex() +
+                " (the file belongs to another snapshot)");
+  return image;
+}
+
 Result<MemoryFileSummary> merge_snapshot(const std::string& dir) {
   Manifest manifest = TRY(read_manifest(dir));
   if (manifest.kind == MemoryFileKind::full)
     return fail("snapshot " + dir + " is already full: nothing to merge");
   const auto chain = TRY(memory_chain(dir));
+  TRY_VOID(open_snapshot_memory(dir, manifest));
   auto summary = TRY(merge_memory_chain(chain, snapshot_path(dir, kMemoryFile)));
   manifest.kind = MemoryFileKind::full;
   manifest.parent.reset();

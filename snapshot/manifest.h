@@ -13,14 +13,17 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "base/result.h"
 #include "snapshot/memory_file_builder.h"
 #include "snapshot/memory_file_format.h"
+#include "snapshot/memory_image.h"
 
 namespace godwit::snapshot {
 
@@ -67,6 +70,22 @@ struct Manifest {
 /// Reads and checks DIR/snapshot.json.
 [[nodiscard]] Result<Manifest> read_manifest(const std::string& dir);
 
+/// False when `value` is a number that T cannot hold exactly: for unsigned
+/// integer T a float, a negative number or one above T's maximum. (Plain
+/// get<unsigned>() wraps -1 to the maximum and truncates 1.5, which a checked
+/// format must refuse.) Non-numbers pass: get<T>() reports the wrong type.
+template <typename T>
+[[nodiscard]] bool json_fits(const nlohmann::json& value) {
+  if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T> && !std::is_same_v<T, bool>) {
+    if (!value.is_number()) return true;
+    if (value.is_number_float()) return false;
+    if (!value.is_number_unsigned() && value.get<int64_t>() < 0) return false;
+    return value.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+  } else {
+    return true;
+  }
+}
+
 /// DIR joined with a file name.
 [[nodiscard]] std::string snapshot_path(const std::string& dir, const char* file);
 /// Parses 32 hex digits into an id.
@@ -76,6 +95,12 @@ struct Manifest {
 /// full snapshot; for a diff, its parents' (followed through the manifests,
 /// each parent's memory id checked against the child's link) then its own.
 [[nodiscard]] Result<std::vector<std::string>> memory_chain(const std::string& dir);
+
+/// Opens the memory of snapshot DIR (memory_chain + MemoryImage::open) and
+/// checks that its newest file is the one the manifest names (memory id):
+/// a memory.gmf copied in from another snapshot is refused by name.
+[[nodiscard]] Result<MemoryImage> open_snapshot_memory(const std::string& dir,
+                                                       const Manifest& manifest);
 
 /// Makes snapshot DIR self-contained: merges its chain into a full
 /// memory.gmf (atomically replaced) and rewrites the manifest as full. The

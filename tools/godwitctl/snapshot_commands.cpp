@@ -7,7 +7,6 @@
 #include <ostream>
 
 #include "snapshot/manifest.h"
-#include "snapshot/memory_load.h"
 
 namespace godwit::ctl {
 
@@ -72,9 +71,14 @@ int run_info(CommandContext& context, const po::variables_map& options) {
     context.err << "godwitctl: " << chain.error().message << "\n";
     return kExitRefused;
   }
+  auto image = snapshot::open_snapshot_memory(dir, *manifest);
+  if (!image) {
+    context.err << "godwitctl: " << image.error().message << "\n";
+    return kExitRefused;
+  }
   bool verified = false;
   if (options.count("verify")) {
-    if (auto ok = snapshot::verify_memory_chain(*chain); !ok) {
+    if (auto ok = image->verify_all(); !ok) {
       context.err << "godwitctl: " << ok.error().message << "\n";
       return kExitRefused;
     }

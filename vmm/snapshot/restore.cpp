@@ -95,7 +95,7 @@ Result<RestoredVm> restore_vm(const RestoreRequest& request,
   // Memory chain and state stream: metadata and every section checksum are
   // verified before anything is built.
   const auto chain = TRY(snapshot::memory_chain(dir));
-  auto image = TRY(snapshot::MemoryImage::open(chain));
+  auto image = TRY(snapshot::open_snapshot_memory(dir, out.manifest));
   const auto stream = TRY(read_state_file(snapshot::snapshot_path(dir, snapshot::kStateFile),
                                           out.manifest.state_bytes));
   MachineState state;

@@ -1,6 +1,8 @@
 // VmConfig <-> the "vm" object of snapshot.json.
 #include "vmm/snapshot/vm_config_json.h"
 
+#include "snapshot/manifest.h"
+
 namespace godwit {
 
 namespace {
@@ -23,6 +25,9 @@ Result<T> field(const nlohmann::json& json, const char* key, const std::string& 
   auto it = json.find(key);
   if (it == json.end())
     return fail("snapshot configuration: " + prefix + "." + key + " is missing");
+  if (!snapshot::json_fits<T>(*it))
+    return fail("snapshot configuration: " + prefix + "." + key +
+                " is out of range or not an integer");
   try {
     return it->get<T>();
   } catch (const nlohmann::json::exception&) {
