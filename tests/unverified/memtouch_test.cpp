@@ -1,3 +1,5 @@
+// Unverified: written without /dev/kvm (the guest was checked under QEMU TCG
+// only); see tests/CMakeLists.txt, unverified/.
 // memtouch.img (docs/guests.md) under a real godwit: the touched range is
 // exactly [16 MiB, 16 MiB + mb MiB) with the MMIO hole skipped, so pages on
 // both sides of the hole carry their stamp (gpa | pass + 1 << 48) and pages
@@ -9,7 +11,7 @@
 #include <cstring>
 #include <regex>
 
-#include "godwit_process.h"
+#include "integration/godwit_process.h"
 
 namespace godwit::test {
 namespace {
