@@ -24,18 +24,6 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
-const char* backing_name(MemoryBacking b) {
-  switch (b) {
-    case MemoryBacking::memfd:
-      return "memfd";
-    case MemoryBacking::anonymous:
-      return "anonymous";
-    case MemoryBacking::hugetlbfs:
-      return "hugetlbfs";
-  }
-  return "?";
-}
-
 // Checks that `dir` is a hugetlbfs mount and returns its huge page size.
 Result<uint64_t> hugetlbfs_page_size(const std::string& dir) {
   if (dir.empty()) return fail("hugetlbfs backing: no hugetlbfs directory given");
@@ -63,6 +51,18 @@ Result<UniqueFd> create_backing_fd(const GuestMemoryOptions& options, uint32_t s
 }
 
 }  // namespace
+
+const char* backing_name(MemoryBacking b) {
+  switch (b) {
+    case MemoryBacking::memfd:
+      return "memfd";
+    case MemoryBacking::anonymous:
+      return "anonymous";
+    case MemoryBacking::hugetlbfs:
+      return "hugetlbfs";
+  }
+  return "?";
+}
 
 Result<std::unique_ptr<GuestMemory>> GuestMemory::create(const GuestMemoryOptions& options) {
   if (options.size == 0) return fail("guest memory size 0: must be at least 4 KiB");

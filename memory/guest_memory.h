@@ -30,6 +30,8 @@ inline constexpr uint64_t kHighRamStart = 4 * kGiB;
 
 /// How guest RAM is backed on the host.
 enum class MemoryBacking { memfd, anonymous, hugetlbfs };
+/// "memfd", "anonymous" or "hugetlbfs".
+[[nodiscard]] const char* backing_name(MemoryBacking backing);
 
 /// Bytes the host can back (MemTotal + SwapTotal of /proc/meminfo), or an
 /// error if /proc/meminfo cannot be read.

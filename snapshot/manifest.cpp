@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/file_io.h"
 #include "base/unique_fd.h"
 #include "snapshot/memory_merge.h"
 
@@ -46,17 +47,6 @@ Result<T> member(const nlohmann::json& json, const char* key, const std::string&
   } catch (const nlohmann::json::exception&) {
     return fail(where + ": \"" + key + "\" has the wrong type");
   }
-}
-
-Result<void> write_all(int fd, const std::string& data, const std::string& path) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail_errno("writing " + path);
-    done += static_cast<size_t>(n);
-  }
-  return {};
 }
 
 }  // namespace

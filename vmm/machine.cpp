@@ -284,10 +284,9 @@ nlohmann::json Machine::info() const {
   nlohmann::json regions = nlohmann::json::array();
   for (const MemoryRegion& r : memory_->regions())
     regions.push_back({{"slot", r.slot}, {"gpa", r.gpa}, {"size", r.size}});
-  const char* backing = config_.backing == MemoryBacking::memfd       ? "memfd"
-                        : config_.backing == MemoryBacking::anonymous ? "anonymous"
-                                                                      : "hugetlbfs";
-  j["memory"] = {{"size_bytes", memory_->total_size()}, {"backing", backing}, {"regions", regions}};
+  j["memory"] = {{"size_bytes", memory_->total_size()},
+                 {"backing", backing_name(config_.backing)},
+                 {"regions", regions}};
   nlohmann::json cfg;
   cfg["memory_size"] = config_.memory_size;
   cfg["vcpus"] = config_.vcpus;

@@ -127,10 +127,6 @@ uint64_t memfd_allocated(const GuestMemory& memory) {
   return bytes;
 }
 
-const char* backing_name(MemoryBacking b) {
-  return b == MemoryBacking::memfd ? "memfd" : "anonymous";
-}
-
 // A 64 MiB source with dense, sparse and all-zero chunks, a full snapshot and
 // a diff on top (rewritten pages, erased pages, data in a chunk that was zero).
 class LazyRestore : public ::testing::TestWithParam<MemoryBacking> {

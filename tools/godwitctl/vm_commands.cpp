@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
+#include "base/file_io.h"
 #include "base/number.h"
 #include "base/unique_fd.h"
 #include "tools/godwitctl/status_format.h"
@@ -68,13 +69,7 @@ int run_state_change(CommandContext& context, const std::string& target, const s
 Result<void> write_file(const std::string& path, const std::string& data) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd) return fail_errno("opening " + path);
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail_errno("writing " + path);
-    done += static_cast<size_t>(n);
-  }
+  TRY_VOID(write_all(fd.get(), data, path));
   if (::close(fd.release()) != 0) return fail_errno("closing " + path);
   return {};
 }

@@ -11,6 +11,7 @@
 #include <ctime>
 #include <filesystem>
 
+#include "base/file_io.h"
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "migration/machine_state_codec.h"
@@ -36,13 +37,7 @@ std::string utc_now() {
 Result<void> write_file_synced(const std::string& path, std::span<const uint8_t> data) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!fd) return fail_errno("creating " + path);
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail_errno("writing " + path);
-    done += static_cast<size_t>(n);
-  }
+  TRY_VOID(write_all(fd.get(), data, path));
   if (::fsync(fd.get()) != 0) return fail_errno("fsync " + path);
   return {};
 }

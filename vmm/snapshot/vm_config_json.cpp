@@ -7,18 +7,6 @@ namespace godwit {
 
 namespace {
 
-const char* backing_name(MemoryBacking b) {
-  switch (b) {
-    case MemoryBacking::memfd:
-      return "memfd";
-    case MemoryBacking::anonymous:
-      return "anonymous";
-    case MemoryBacking::hugetlbfs:
-      return "hugetlbfs";
-  }
-  return "memfd";
-}
-
 /// json[key] as T, or an error naming "vm.<key>".
 template <typename T>
 Result<T> field(const nlohmann::json& json, const char* key, const std::string& prefix = "vm") {
