@@ -12,64 +12,13 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
-#include "godwit_process.h"
-#include "unit/netns_util.h"
+#include "integration/godwit_process.h"
+#include "integration/selfcheck_devices.h"
 
 namespace godwit::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-constexpr size_t kSector = 512;
-constexpr size_t kDiskBytes = 1 << 20;
-constexpr uint8_t kFill = 0xEE;
-/// The guest writes sectors [8, 24) (docs/guests.md).
-constexpr size_t kPatternBegin = 8 * kSector;
-constexpr size_t kPatternEnd = 24 * kSector;
-
-/// The selfcheck guest's block pattern: byte at disk offset o.
-uint8_t pattern_byte(size_t o) { return static_cast<uint8_t>(o * 31 + (o >> 9) * 7 + 0xA5); }
-
-std::string make_disk(const TempDir& dir, const std::string& name) {
-  std::string path = dir.file(name);
-  std::ofstream(path, std::ios::binary) << std::string(kDiskBytes, static_cast<char>(kFill));
-  return path;
-}
-
-/// Checks the disk holds the guest's pattern in [8, 24) sectors and the
-/// original fill everywhere else; returns a description of the first mismatch.
-std::string check_disk(const std::string& path, bool expect_pattern) {
-  std::string bytes = read_file(path);
-  if (bytes.size() != kDiskBytes) return "disk size changed: " + std::to_string(bytes.size());
-  for (size_t o = 0; o < bytes.size(); ++o) {
-    const bool in_pattern = expect_pattern && o >= kPatternBegin && o < kPatternEnd;
-    const uint8_t want = in_pattern ? pattern_byte(o) : kFill;
-    if (static_cast<uint8_t>(bytes[o]) != want)
-      return "offset " + std::to_string(o) + ": " + std::to_string(static_cast<uint8_t>(bytes[o])) +
-             ", want " + std::to_string(want);
-  }
-  return {};
-}
-
-/// A network namespace for this test with tap `name` holding 10.0.2.2/24:
-/// godwit started afterwards (fork inherits the namespace) attaches to it,
-/// and the kernel answers the guest's ARP requests.
-class TapNamespace {
- public:
-  std::string setup(const std::string& name) {
-    if (std::string why = tap_unavailable_reason(); !why.empty()) return why;
-    if (std::string why = netns_.enter(); !why.empty()) return why;
-    disable_ipv6();
-    std::string cmd = "ip link set lo up && ip tuntap add dev " + name +
-                      " mode tap && ip addr add 10.0.2.2/24 dev " + name + " && ip link set " +
-                      name + " up";
-    if (std::system(cmd.c_str()) != 0) return "could not create tap " + name + " with ip(8)";
-    return {};
-  }
-
- private:
-  ScopedNetns netns_;
-};
 
 nlohmann::json virtio_info(Godwit& vm) {
   auto r = vm.api().request("GET", "/vm");

@@ -142,7 +142,7 @@ TEST_P(SelfcheckRestore, RestoredGuestPassesWithItsDevices) {
     EXPECT_TRUE(std::regex_search(
         console_after, std::regex("cpu" + std::to_string(cpu) + " ticks=[0-9]+ rounds=60")))
         << "no summary for cpu" << cpu << ": " << console_after;
-  EXPECT_EQ(check_disk_pattern(disk), "");
+  EXPECT_EQ(check_disk(disk), "");
 }
 
 std::string selfcheck_restore_name(
