@@ -122,7 +122,11 @@ int main(int argc, char** argv) {
   g_machine = &machine;
   std::thread signals = start_signal_thread(set);
 
-  Snapshotter snapshotter(machine);
+  Snapshotter snapshotter(machine, [&vm]() -> Result<void> {
+    if (!vm.lazy) return {};
+    if (!vm.lazy->stats().complete) log::info("snapshot: waiting for the lazy restore to finish");
+    return vm.lazy->wait();
+  });
   MachineApi api(machine, [&snapshotter](const nlohmann::json& body) -> Result<nlohmann::json> {
     auto request = TRY(parse_snapshot_request(body));
     auto report = snapshotter.create(request);

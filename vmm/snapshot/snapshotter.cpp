@@ -138,6 +138,12 @@ Result<SnapshotReport> Snapshotter::create(const SnapshotRequest& request) {
     return api::vm_conflict(
         "a diff snapshot needs an earlier snapshot of this VM taken by this godwit process: "
         "take a full snapshot first");
+  if (memory_ready_) {
+    // A lazily restored VM may be paused before its memory is all in: the
+    // pages not filled yet would be written as zero pages. Wait for them.
+    if (auto ready = memory_ready_(); !ready)
+      return fail(ready.error().context("snapshot refused: guest memory is not complete"));
+  }
   const std::string dir = fs::path(request.dir).lexically_normal().string();
   const bool created_dir = TRY(prepare_dir(dir));
 

@@ -5,6 +5,7 @@
 // bitmap) since the previous snapshot make up a diff snapshot.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -42,7 +43,12 @@ struct SnapshotReport {
 /// Call from one thread at a time (the API thread).
 class Snapshotter {
  public:
-  explicit Snapshotter(Machine& machine) : machine_(machine) {}
+  /// Blocks until every page of guest RAM is resident (a lazy restore may
+  /// still be filling it: unfilled pages look like zero pages to the writer).
+  using MemoryReady = std::function<Result<void>()>;
+
+  explicit Snapshotter(Machine& machine, MemoryReady memory_ready = {})
+      : machine_(machine), memory_ready_(std::move(memory_ready)) {}
 
   /// Writes a snapshot of the paused VM. Errors carry an errno code for the
   /// API: EBUSY (wrong VM state, directory not empty, no base for a diff),
@@ -58,6 +64,7 @@ class Snapshotter {
   [[nodiscard]] Result<void> reset_dirty();
 
   Machine& machine_;
+  MemoryReady memory_ready_;
   std::optional<snapshot::ParentRef> previous_;  ///< the last snapshot written (diff base)
   std::optional<snapshot::PageSet> pending_;     ///< dirty pages not yet in a written diff
 };
