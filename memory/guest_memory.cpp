@@ -130,6 +130,12 @@ GuestMemory::~GuestMemory() {
   for (const MemoryRegion& r : regions_) ::munmap(r.host, r.size);
 }
 
+std::vector<RegionSpec> GuestMemory::layout() const {
+  std::vector<RegionSpec> specs;
+  for (const MemoryRegion& r : regions_) specs.push_back({r.gpa, r.size});
+  return specs;
+}
+
 const MemoryRegion* GuestMemory::find_region(uint64_t gpa) const {
   for (const MemoryRegion& r : regions_)
     if (gpa >= r.gpa && gpa - r.gpa < r.size) return &r;

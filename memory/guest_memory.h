@@ -118,6 +118,8 @@ class GuestMemory {
   [[nodiscard]] std::span<const MemoryRegion> regions() const { return regions_; }
   /// Total RAM bytes over all regions.
   [[nodiscard]] uint64_t total_size() const { return total_size_; }
+  /// Where the regions are, without their host resources (region order).
+  [[nodiscard]] std::vector<RegionSpec> layout() const;
   /// How the RAM is backed on the host.
   [[nodiscard]] MemoryBacking backing() const { return backing_; }
 

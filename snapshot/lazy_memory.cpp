@@ -64,9 +64,7 @@ Result<std::unique_ptr<LazyMemoryLoader>> LazyMemoryLoader::start(MemoryImage im
                                                                   GuestMemory& memory,
                                                                   const LazyOptions& options,
                                                                   ErrorCallback on_error) {
-  std::vector<RegionSpec> specs;
-  for (const MemoryRegion& r : memory.regions()) specs.push_back({r.gpa, r.size});
-  TRY_VOID(image.check_layout(specs));
+  TRY_VOID(image.check_layout(memory.layout()));
   if (options.prefetch && options.prefetch_threads == 0)
     return fail("lazy restore: prefetch_threads must be at least 1");
   if (memory.backing() == MemoryBacking::hugetlbfs) {

@@ -219,8 +219,7 @@ Result<MemoryFileSummary> merge_snapshot(const std::string& dir) {
   Manifest manifest = TRY(read_manifest(dir));
   if (manifest.kind == MemoryFileKind::full)
     return fail("snapshot " + dir + " is already full: nothing to merge");
-  const auto chain = TRY(memory_chain(dir));
-  TRY_VOID(open_snapshot_memory(dir, manifest));
+  const auto chain = TRY(open_snapshot_memory(dir, manifest)).paths();
   auto summary = TRY(merge_memory_chain(chain, snapshot_path(dir, kMemoryFile)));
   manifest.kind = MemoryFileKind::full;
   manifest.parent.reset();

@@ -46,6 +46,12 @@ size_t MemoryImage::owner(size_t chunk, uint32_t page) const {
   return 0;  // the base is full: it covers every page
 }
 
+std::vector<std::string> MemoryImage::paths() const {
+  std::vector<std::string> out;
+  for (const MemoryFile& f : files_) out.push_back(f.path());
+  return out;
+}
+
 Result<PageLocation> MemoryImage::locate(uint64_t gpa) const {
   auto chunk = layout().chunk_of(gpa);
   if (!chunk)

@@ -37,6 +37,8 @@ class MemoryImage {
   [[nodiscard]] const ChunkLayout& layout() const { return files_.front().layout(); }
   /// Number of files in the chain.
   [[nodiscard]] size_t file_count() const { return files_.size(); }
+  /// The paths of the chain's files, base first.
+  [[nodiscard]] std::vector<std::string> paths() const;
   /// File `index` of the chain (0 is the full base).
   [[nodiscard]] const MemoryFile& file(size_t index) const { return files_[index]; }
   /// Id of the newest file: the snapshot the image represents.

@@ -88,9 +88,12 @@ unsigned loader_threads(unsigned requested) {
 Result<LoadSummary> load_memory(std::span<const std::string> chain, GuestMemory& memory,
                                 const LoadOptions& options) {
   MemoryImage image = TRY(MemoryImage::open(chain));
-  std::vector<RegionSpec> specs;
-  for (const MemoryRegion& r : memory.regions()) specs.push_back({r.gpa, r.size});
-  TRY_VOID(image.check_layout(specs));
+  return load_memory(image, memory, options);
+}
+
+Result<LoadSummary> load_memory(const MemoryImage& image, GuestMemory& memory,
+                                const LoadOptions& options) {
+  TRY_VOID(image.check_layout(memory.layout()));
   if (options.verify_first) TRY_VOID(image.verify_all());
 
   std::vector<WorkItem> items;

@@ -18,6 +18,7 @@
 
 #include "base/result.h"
 #include "memory/guest_memory.h"
+#include "snapshot/memory_image.h"
 
 namespace godwit::snapshot {
 
@@ -41,6 +42,9 @@ struct LoadSummary {
 /// snapshot stays sparse in RAM.
 [[nodiscard]] Result<LoadSummary> load_memory(std::span<const std::string> chain,
                                               GuestMemory& memory, const LoadOptions& options = {});
+/// load_memory of a chain already opened (and its metadata verified) as `image`.
+[[nodiscard]] Result<LoadSummary> load_memory(const MemoryImage& image, GuestMemory& memory,
+                                              const LoadOptions& options = {});
 
 /// Opens `chain` and verifies every file's metadata and every data checksum.
 [[nodiscard]] Result<void> verify_memory_chain(std::span<const std::string> chain);

@@ -17,12 +17,6 @@ unsigned planning_threads(unsigned requested) {
   return std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
 }
 
-std::vector<RegionSpec> specs_of(const GuestMemory& memory) {
-  std::vector<RegionSpec> specs;
-  for (const MemoryRegion& r : memory.regions()) specs.push_back({r.gpa, r.size});
-  return specs;
-}
-
 const uint8_t* chunk_bytes(const GuestMemory& memory, const ChunkInfo& chunk) {
   const MemoryRegion& region = memory.regions()[chunk.region];
   return region.host + (chunk.gpa - region.gpa);
@@ -73,7 +67,7 @@ Result<MemoryFileSummary> write_memory_file(const GuestMemory& memory, const std
                                             MemoryFileKind kind, const SnapshotId& parent,
                                             const WriteOptions& options, CoveredOf covered_of) {
   SnapshotId id = TRY(SnapshotId::generate());
-  std::vector<RegionSpec> specs = specs_of(memory);
+  std::vector<RegionSpec> specs = memory.layout();
   MemoryFileBuilder builder = TRY(MemoryFileBuilder::create(path, kind, id, parent, specs));
   const ChunkLayout& layout = builder.layout();
 
@@ -109,7 +103,7 @@ ChunkBitmap chunk_bits(const PageSet& pages, const ChunkLayout& layout, size_t c
 
 Result<MemoryFileSummary> write_full_memory(const GuestMemory& memory, const std::string& path,
                                             const WriteOptions& options) {
-  ChunkLayout layout(specs_of(memory));
+  ChunkLayout layout(memory.layout());
   auto result = write_memory_file(memory, path, MemoryFileKind::full, SnapshotId{}, options,
                                   [&](size_t c) { return bits_first(layout[c].pages); });
   if (!result) return fail(result.error().context("full memory snapshot to " + path));
@@ -119,7 +113,7 @@ Result<MemoryFileSummary> write_full_memory(const GuestMemory& memory, const std
 Result<MemoryFileSummary> write_diff_memory(const GuestMemory& memory, const PageSet& pages,
                                             const std::string& path, const SnapshotId& parent,
                                             const WriteOptions& options) {
-  std::vector<RegionSpec> specs = specs_of(memory);
+  std::vector<RegionSpec> specs = memory.layout();
   if (!same_regions(pages.regions(), specs))
     return fail("diff memory snapshot to " + path + ": page set over " +
                 describe_regions(pages.regions()) + " does not match guest memory " +

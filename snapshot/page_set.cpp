@@ -20,11 +20,7 @@ PageSet::PageSet(std::span<const RegionSpec> regions) : regions_(regions.begin()
   for (const RegionSpec& r : regions_) words_.emplace_back((r.size / kPageSize + 63) / 64, 0);
 }
 
-PageSet PageSet::for_memory(const GuestMemory& memory) {
-  std::vector<RegionSpec> specs;
-  for (const MemoryRegion& r : memory.regions()) specs.push_back({r.gpa, r.size});
-  return PageSet(specs);
-}
+PageSet PageSet::for_memory(const GuestMemory& memory) { return PageSet(memory.layout()); }
 
 Result<void> PageSet::add_range(uint64_t gpa, uint64_t len) {
   if (len == 0) return {};

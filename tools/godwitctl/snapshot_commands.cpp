@@ -66,11 +66,6 @@ int run_info(CommandContext& context, const po::variables_map& options) {
     context.err << "godwitctl: " << manifest.error().message << "\n";
     return kExitRefused;
   }
-  auto chain = snapshot::memory_chain(dir);
-  if (!chain) {
-    context.err << "godwitctl: " << chain.error().message << "\n";
-    return kExitRefused;
-  }
   auto image = snapshot::open_snapshot_memory(dir, *manifest);
   if (!image) {
     context.err << "godwitctl: " << image.error().message << "\n";
@@ -84,9 +79,10 @@ int run_info(CommandContext& context, const po::variables_map& options) {
     }
     verified = true;
   }
+  const std::vector<std::string> chain = image->paths();
   if (context.json) {
     nlohmann::json j = snapshot::manifest_to_json(*manifest);
-    j["chain"] = *chain;
+    j["chain"] = chain;
     if (verified) j["verified"] = true;
     context.out << j.dump(2) << "\n";
     return kExitOk;
@@ -101,7 +97,7 @@ int run_info(CommandContext& context, const po::variables_map& options) {
               << mib(manifest->memory_file_bytes) << ", id " << manifest->memory_id.hex() << "\n";
   if (manifest->parent) context.out << "  parent: " << manifest->parent->dir << "\n";
   context.out << "  chain (base first):\n";
-  for (const auto& file : *chain) context.out << "    " << file << "\n";
+  for (const auto& file : chain) context.out << "    " << file << "\n";
   if (verified) context.out << "  every memory checksum verified\n";
   return kExitOk;
 }

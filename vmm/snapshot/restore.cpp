@@ -40,12 +40,6 @@ Result<std::vector<uint8_t>> read_state_file(const std::string& path, uint64_t e
   return data;
 }
 
-std::vector<RegionSpec> region_specs(const GuestMemory& memory) {
-  std::vector<RegionSpec> out;
-  for (const MemoryRegion& r : memory.regions()) out.push_back({r.gpa, r.size});
-  return out;
-}
-
 /// The guest must see the TSC rate it was saved with: take it as is when the
 /// host runs at that rate, else ask KVM to scale, else refuse.
 Result<void> match_tsc(Machine& machine, uint32_t saved_khz) {
@@ -94,7 +88,6 @@ Result<RestoredVm> restore_vm(const RestoreRequest& request,
 
   // Memory chain and state stream: metadata and every section checksum are
   // verified before anything is built.
-  const auto chain = TRY(snapshot::memory_chain(dir));
   auto image = TRY(snapshot::open_snapshot_memory(dir, out.manifest));
   const auto stream = TRY(read_state_file(snapshot::snapshot_path(dir, snapshot::kStateFile),
                                           out.manifest.state_bytes));
@@ -110,11 +103,10 @@ Result<RestoredVm> restore_vm(const RestoreRequest& request,
   auto machine = Machine::create(config, BootMode::skip);
   if (!machine) return fail(machine.error().context("building the VM of snapshot " + dir));
   out.machine = std::move(*machine);
-  TRY_VOID(image.check_layout(region_specs(out.machine->memory())));
   TRY_VOID(match_tsc(*out.machine, out.manifest.tsc_khz));
 
   if (request.memory == RestoreMemory::eager) {
-    TRY_VOID(snapshot::load_memory(chain, out.machine->memory()));
+    TRY_VOID(snapshot::load_memory(image, out.machine->memory()));
   } else {
     Machine* m = out.machine.get();
     auto on_error = [m, report = std::move(on_memory_error)](const Error& e) {

@@ -100,33 +100,31 @@ nlohmann::json snapshot_report_json(const SnapshotReport& r) {
           {"duration_ms", r.duration_ms}};
 }
 
-Result<void> Snapshotter::collect_dirty() {
+Result<void> Snapshotter::harvest(snapshot::PageSet& pages) {
   GuestMemory& memory = machine_.memory();
-  if (!pending_) pending_ = snapshot::PageSet::for_memory(memory);
   for (const MemoryRegion& r : memory.regions()) {
     std::vector<uint64_t> bitmap((r.size / kPageSize + 63) / 64);
     auto log = machine_.vm().get_dirty_log(r.slot, bitmap);
     if (!log)
       return fail(log.error().context("reading the dirty log of slot " + std::to_string(r.slot)));
-    TRY_VOID(pending_->add_dirty_log(r.slot, bitmap));
+    TRY_VOID(pages.add_dirty_log(r.slot, bitmap));
   }
-  return pending_->take_vmm_dirty(memory);
+  return pages.take_vmm_dirty(memory);
+}
+
+Result<void> Snapshotter::collect_dirty() {
+  if (!pending_) pending_ = snapshot::PageSet::for_memory(machine_.memory());
+  return harvest(*pending_);
 }
 
 Result<void> Snapshotter::reset_dirty() {
   pending_.reset();
-  GuestMemory& memory = machine_.memory();
-  if (!machine_.dirty_logging()) {
-    // A slot that starts logging starts with a clean log.
-    TRY_VOID(machine_.set_dirty_logging(true));
-  } else {
-    for (const MemoryRegion& r : memory.regions()) {
-      std::vector<uint64_t> discard((r.size / kPageSize + 63) / 64);
-      TRY_VOID(machine_.vm().get_dirty_log(r.slot, discard));
-    }
-  }
-  snapshot::PageSet discard = snapshot::PageSet::for_memory(memory);
-  return discard.take_vmm_dirty(memory);
+  snapshot::PageSet discard = snapshot::PageSet::for_memory(machine_.memory());
+  if (machine_.dirty_logging()) return harvest(discard);
+  // A slot that starts logging starts with a clean log; only the VMM's own
+  // bitmap needs emptying.
+  TRY_VOID(machine_.set_dirty_logging(true));
+  return discard.take_vmm_dirty(machine_.memory());
 }
 
 Result<SnapshotReport> Snapshotter::create(const SnapshotRequest& request) {

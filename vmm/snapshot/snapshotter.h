@@ -58,6 +58,9 @@ class Snapshotter {
   [[nodiscard]] Result<SnapshotReport> create(const SnapshotRequest& request);
 
  private:
+  /// ORs the pages written since the last harvest into `pages`: KVM's dirty
+  /// log of every slot (read and cleared) and the VMM-side bitmap (taken).
+  [[nodiscard]] Result<void> harvest(snapshot::PageSet& pages);
   /// Collects the guest's and the VMM's dirty pages since the previous snapshot into pending_.
   [[nodiscard]] Result<void> collect_dirty();
   /// Starts a fresh dirty-page epoch after a full snapshot.
