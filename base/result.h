@@ -44,6 +44,14 @@ inline std::unexpected<Error> fail_errno(std::string what) {
   return std::unexpected(Error::from_errno(std::move(what)));
 }
 
+/// `result` with "<prefix>: " put before its error message; a success
+/// passes through. (GCC 12's std::expected has no transform_error.)
+template <typename T>
+Result<T> with_context(Result<T> result, std::string_view prefix) {
+  if (!result) result.error().message = std::string(prefix) + ": " + result.error().message;
+  return result;
+}
+
 }  // namespace godwit
 
 /// Early-return on error: `auto v = TRY(f());` (GNU statement expression).
