@@ -191,6 +191,18 @@ TEST(Tcp, ConnectToAClosedPortIsRefused) {
       << error_of(c);
 }
 
+/// Connects to `address` (whose listener never accepts) until the backlog is
+/// full and an attempt times out; returns that attempt's error.
+std::string connect_until_timeout(const Address& address) {
+  std::vector<Connection> queued;  // kept open so they hold their backlog slots
+  for (int i = 0; i < 200; ++i) {
+    auto c = connect_to(address, 200ms);
+    if (!c) return c.error().message;
+    queued.push_back(std::move(*c));
+  }
+  return "(200 connects all succeeded)";
+}
+
 TEST(Tcp, ConnectTimesOutWhenTheListenerBacklogIsFull) {
   // Only loopback: a listener that never accepts drops SYNs once its accept
   // queue is full, so a later connect waits for the whole timeout.
