@@ -169,15 +169,24 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
 
   std::vector<std::string> command_args(rest.begin() + static_cast<long>(matched), rest.end());
   po::variables_map options;
-  const po::options_description description = command_options(*command);
+  po::options_description description = command_options(*command);
+  po::positional_options_description positional;
+  if (!command->positional.empty()) {
+    // Hidden from the help (which shows it in the synopsis); a second word is
+    // a "too many positional options" usage error.
+    description.add_options()(command->positional.c_str(), po::value<std::string>());
+    positional.add(command->positional.c_str(), 1);
+  }
   try {
-    auto parsed =
-        po::command_line_parser(command_args)
-            .options(description)
-            .style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing)
-            .run();
+    po::command_line_parser parser(command_args);
+    parser.options(description)
+        .style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing);
+    if (!command->positional.empty()) parser.positional(positional);
+    auto parsed = parser.run();
     // Without a positional description, store() would silently drop stray words.
-    auto stray = po::collect_unrecognized(parsed.options, po::include_positional);
+    auto stray = po::collect_unrecognized(parsed.options, command->positional.empty()
+                                                              ? po::include_positional
+                                                              : po::exclude_positional);
     if (!stray.empty()) {
       return usage_error(err,
                          command_name(*command) + ": unexpected argument '" + stray.front() + "'",

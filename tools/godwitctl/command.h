@@ -50,6 +50,9 @@ struct Command {
   std::function<int(CommandContext&, const boost::program_options::variables_map&)> run;
   /// True for commands that work on files only and need no API socket.
   bool offline = false;
+  /// Name of the command's one positional argument (e.g. "uri" for `migrate URI`), read as
+  /// the hidden option of that name; empty when the command takes none. Name it in `synopsis`.
+  std::string positional = {};
 };
 
 /// Every command godwitctl knows, in help order.

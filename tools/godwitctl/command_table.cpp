@@ -1,6 +1,7 @@
 // The list of godwitctl commands. Add a command family by appending its
 // entries here (e.g. append_migration_commands(table)).
 #include "tools/godwitctl/command.h"
+#include "tools/godwitctl/migrate_commands.h"
 #include "tools/godwitctl/snapshot_commands.h"
 #include "tools/godwitctl/vm_commands.h"
 
@@ -11,6 +12,7 @@ const std::vector<Command>& command_table() {
     std::vector<Command> commands;
     append_vm_commands(commands);
     append_snapshot_commands(commands);
+    append_migrate_commands(commands);
     return commands;
   }();
   return table;
