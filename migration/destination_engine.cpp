@@ -1,0 +1,242 @@
+// MigrationDestination (engine.h): accept one source, check it can take the
+// VM, load sections in place, and start the guest only on GO. Any failure is
+// sent to the source as ERROR (its text is what the source reports) and the
+// guest is never started.
+#include <cerrno>
+#include <map>
+
+#include "base/log.h"
+#include "migration/engine.h"
+
+namespace godwit::migration {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t us_since(Clock::time_point t) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t).count());
+}
+
+std::string mode_name(wire::SwitchoverAckMode mode) {
+  switch (mode) {
+    case wire::SwitchoverAckMode::off:
+      return "off";
+    case wire::SwitchoverAckMode::per_device:
+      return "per-device";
+  }
+  return "mode " + std::to_string(static_cast<int>(mode));
+}
+
+}  // namespace
+
+MigrationDestination::MigrationDestination(DestinationVm& vm, EngineTuning tuning)
+    : vm_(vm), tuning_(std::move(tuning)) {
+  status_.role = MigrationRole::destination;
+}
+
+MigrationDestination::~MigrationDestination() { abort(); }
+
+Result<Address> MigrationDestination::listen(const Address& address) {
+  listener_.emplace(TRY(Listener::listen(address)));
+  std::lock_guard lock(mutex_);
+  status_.uri = listener_->bound().text();
+  status_.state = MigrationState::setup;
+  return listener_->bound();
+}
+
+void MigrationDestination::set_state(MigrationState to) {
+  MigrationState from;
+  {
+    std::lock_guard lock(mutex_);
+    from = status_.state;
+    status_.state = to;
+  }
+  log::info("incoming migration: " + std::string(to_string(from)) + " -> " +
+            std::string(to_string(to)));
+  if (tuning_.on_transition) tuning_.on_transition(from, to);
+}
+
+void MigrationDestination::abort() {
+  aborted_ = true;
+  std::lock_guard lock(mutex_);
+  if (listener_) listener_->close();
+  if (connection_ != nullptr) connection_->shutdown();
+}
+
+MigrationStatus MigrationDestination::status() const {
+  std::lock_guard lock(mutex_);
+  return status_;
+}
+
+Result<void> MigrationDestination::run() {
+  if (!listener_) return fail("incoming migration: listen() was not called");
+  const Clock::time_point start = Clock::now();
+  auto accepted = listener_->accept(std::chrono::milliseconds(-1));
+  if (!accepted) {
+    const std::string why = aborted_ ? "aborted" : accepted.error().message;
+    {
+      std::lock_guard lock(mutex_);
+      status_.error = "incoming migration: " + why;
+    }
+    set_state(MigrationState::failed);
+    return fail("incoming migration: " + why);
+  }
+  Connection connection = std::move(*accepted);
+  listener_->close();  // one source per destination
+  {
+    std::lock_guard lock(mutex_);
+    connection_ = &connection;
+  }
+  if (aborted_) connection.shutdown();
+  log::info("incoming migration: connection from " + connection.peer());
+
+  Result<void> result = receive(connection);
+  {
+    std::lock_guard lock(mutex_);
+    connection_ = nullptr;
+    status_.total_time_ms = us_since(start) / 1000;
+  }
+  for (Migratable* m : vm_.migratables()) {
+    if (auto r = m->cleanup(result.has_value()); !r) {
+      log::warn("incoming migration: cleanup of " + m->key().name() + ": " + r.error().message);
+    }
+  }
+  if (!result) {
+    std::string error = aborted_ ? "aborted" : result.error().message;
+    // Best effort: the source reports this text as the reason.
+    if (!connection.is_shut_down()) {
+      wire::FrameWriter writer(connection);
+      (void)writer.send(wire::FrameType::error, wire::encode_text(error));
+      // The source stops sending once it reads the ERROR and closes.
+      connection.close_gracefully(std::chrono::milliseconds(2000));
+    }
+    connection.shutdown();
+    {
+      std::lock_guard lock(mutex_);
+      status_.error = error;
+    }
+    set_state(MigrationState::failed);
+    log::error("incoming migration failed: " + error + " (the guest was not started)");
+    return fail("incoming migration failed: " + error);
+  }
+  connection.shutdown();
+  set_state(MigrationState::completed);
+  return {};
+}
+
+Result<void> MigrationDestination::receive(Connection& connection) {
+  wire::Hello ours;
+  ours.role = wire::ChannelRole::main;
+  const wire::Hello theirs = TRY(wire::exchange_hello(connection, ours));
+  if (theirs.role != wire::ChannelRole::main) {
+    return fail("the first connection must be the main channel");
+  }
+  wire::FrameReader reader(connection);
+  wire::FrameWriter writer(connection);
+
+  // --- setup: compatibility and negotiation (R34) ---
+  const wire::Frame first = TRY(reader.read());
+  if (first.type != static_cast<uint16_t>(wire::FrameType::setup)) {
+    return fail("expected SETUP, got " + wire::frame_type_name(first.type));
+  }
+  const wire::SetupMessage setup = TRY(wire::decode_setup(first));
+  TRY_VOID(with_context(wire::check_compatible(setup.vm, vm_.describe()), "incompatible VM"));
+  if (setup.switchover_ack_mode != tuning_.switchover_ack_mode) {
+    return fail("switchover-ack mode not agreed: source " + mode_name(setup.switchover_ack_mode) +
+                ", destination " + mode_name(tuning_.switchover_ack_mode));
+  }
+  wire::SetupAccept accept;
+  accept.features = setup.features & wire::kSupportedFeatures;
+  accept.switchover_ack_mode = tuning_.switchover_ack_mode;
+  TRY_VOID(writer.send(wire::FrameType::setup_accept, wire::encode_setup_accept(accept)));
+
+  std::map<SectionKey, Migratable*> loaders;
+  for (Migratable* m : vm_.migratables()) loaders[m->key()] = m;
+  set_state(MigrationState::active);
+
+  // --- sections until COMPLETE ---
+  for (;;) {
+    const wire::Frame frame = TRY(reader.read());
+    {
+      std::lock_guard lock(mutex_);
+      status_.transferred_bytes = reader.bytes_received();
+    }
+    switch (static_cast<wire::FrameType>(frame.type)) {
+      case wire::FrameType::section: {
+        const wire::SectionFrame section = TRY(wire::decode_section(frame));
+        const auto it = loaders.find(section.header.key);
+        if (it == loaders.end()) {
+          return fail("section " + section.header.key.name() + " has no loader here");
+        }
+        Migratable& m = *it->second;
+        const uint32_t v = section.header.version;
+        if (v < m.min_version() || v > m.version()) {
+          return fail(section.header.key.name() + ": version " + std::to_string(v) +
+                      " is outside what this destination loads (" +
+                      std::to_string(m.min_version()) + ".." + std::to_string(m.version()) + ")");
+        }
+        SectionReader in(section.header.key.name(), section.payload);
+        TRY_VOID(with_context(m.load(in, v), "loading " + section.header.key.name()));
+        break;
+      }
+      case wire::FrameType::round: {
+        const uint32_t n = TRY(wire::decode_u32(frame));
+        std::lock_guard lock(mutex_);
+        status_.iterations = n;
+        break;
+      }
+      case wire::FrameType::ping: {
+        const uint32_t v = TRY(wire::decode_u32(frame));
+        TRY_VOID(writer.send(wire::FrameType::pong, wire::encode_u32(v)));
+        break;
+      }
+      case wire::FrameType::cancel: {
+        const std::string why = TRY(wire::decode_text(frame));
+        return fail("migration cancelled by the source: " + why);
+      }
+      case wire::FrameType::complete: {
+        TRY_VOID(wire::decode_empty(frame));
+        set_state(MigrationState::device);
+        const Clock::time_point t = Clock::now();
+        TRY_VOID(with_context(vm_.finish_load(), "finishing the load"));
+        const uint64_t load_us = us_since(t);
+        TRY_VOID(writer.send(wire::FrameType::loaded, wire::encode_u64(load_us)));
+
+        // Only GO starts the guest; anything else (or nothing) means the
+        // source keeps it.
+        auto next_frame = reader.read();
+        if (!next_frame) {
+          return fail("connection lost before GO (" + next_frame.error().message +
+                      "): the guest was not started");
+        }
+        const wire::Frame next = std::move(*next_frame);
+        if (next.type == static_cast<uint16_t>(wire::FrameType::cancel)) {
+          const std::string why = TRY(wire::decode_text(next));
+          return fail("migration cancelled by the source: " + why);
+        }
+        if (next.type != static_cast<uint16_t>(wire::FrameType::go)) {
+          return fail("expected GO, got " + wire::frame_type_name(next.type));
+        }
+        TRY_VOID(wire::decode_empty(next));
+        const Clock::time_point go = Clock::now();
+        TRY_VOID(with_context(vm_.start(), "starting the guest"));
+        const uint64_t resume_us = us_since(go);
+        {
+          std::lock_guard lock(mutex_);
+          status_.downtime.destination_load_us = load_us;
+          status_.downtime.resume_us = resume_us;
+        }
+        // The guest runs: a lost RESUMED only costs the source its figure.
+        if (auto r = writer.send(wire::FrameType::resumed, wire::encode_u64(resume_us)); !r) {
+          log::warn("incoming migration: RESUMED not delivered: " + r.error().message);
+        }
+        return {};
+      }
+      default:
+        return fail("unexpected " + wire::frame_type_name(frame.type) + " on the main channel");
+    }
+  }
+}
+
+}  // namespace godwit::migration
