@@ -349,6 +349,21 @@ void Connection::shutdown() {
   if (fd_) ::shutdown(fd_.get(), SHUT_RDWR);
 }
 
+void Connection::close_gracefully(milliseconds linger) {
+  if (!fd_ || is_shut_down()) return;
+  ::shutdown(fd_.get(), SHUT_WR);
+  const auto deadline = std::chrono::steady_clock::now() + linger;
+  std::array<uint8_t, 65536> sink;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto ready = wait_readable(
+        std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now()));
+    if (!ready || !*ready) break;
+    const ssize_t n = ::read(fd_.get(), sink.data(), sink.size());
+    if (n <= 0) break;  // EOF: the peer has closed too
+  }
+  shutdown();
+}
+
 bool Connection::is_shut_down() const { return shut_down_.load(); }
 
 // ---------------------------------------------------------------------------

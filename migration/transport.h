@@ -26,7 +26,7 @@ namespace godwit::migration {
 struct Address {
   enum class Kind { tcp, unix_socket };
   Kind kind = Kind::tcp;
-  std::string host;  ///< tcp: a name or a literal ("127.0.0.1", "::1" given as "[::1]")
+  std::string host;   ///< tcp: a name or a literal ("127.0.0.1", "::1" given as "[::1]")
   uint16_t port = 0;  ///< tcp: 0 only for listen (the kernel picks one)
   std::string path;   ///< unix: the socket path
 
@@ -64,6 +64,11 @@ class Connection {
   /// shutdown(SHUT_RDWR): blocked and later reads/writes fail. Safe from any
   /// thread, idempotent; the fd stays open until destruction.
   void shutdown();
+  /// Says goodbye without losing data: sends FIN after everything written so
+  /// far, then reads and discards what the peer still sends until it closes
+  /// or `linger` passes. A plain close with unread input would send a reset,
+  /// which may destroy our last message (an ERROR) before the peer reads it.
+  void close_gracefully(std::chrono::milliseconds linger);
   /// Whether shutdown() was called.
   [[nodiscard]] bool is_shut_down() const;
 
