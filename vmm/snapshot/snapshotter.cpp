@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -100,27 +101,46 @@ nlohmann::json snapshot_report_json(const SnapshotReport& r) {
           {"duration_ms", r.duration_ms}};
 }
 
-Result<void> Snapshotter::harvest(snapshot::PageSet& pages) {
-  GuestMemory& memory = machine_.memory();
+Result<void> harvest_dirty_pages(Machine& machine, snapshot::PageSet& pages, DirtyLogClear clear) {
+  // KVM_CLEAR_DIRTY_LOG takes at most this many pages per call, so a large
+  // slot is re-protected in pieces (chunks without a dirty page are skipped).
+  constexpr uint64_t kClearChunkPages = uint64_t{64} << 10;
+  GuestMemory& memory = machine.memory();
   for (const MemoryRegion& r : memory.regions()) {
-    std::vector<uint64_t> bitmap((r.size / kPageSize + 63) / 64);
-    auto log = machine_.vm().get_dirty_log(r.slot, bitmap);
+    const uint64_t slot_pages = r.size / kPageSize;
+    std::vector<uint64_t> bitmap((slot_pages + 63) / 64);
+    auto log = machine.vm().get_dirty_log(r.slot, bitmap);
     if (!log)
       return fail(log.error().context("reading the dirty log of slot " + std::to_string(r.slot)));
     TRY_VOID(pages.add_dirty_log(r.slot, bitmap));
+    if (clear != DirtyLogClear::manual) continue;
+    for (uint64_t first = 0; first < slot_pages; first += kClearChunkPages) {
+      const uint64_t count = std::min(kClearChunkPages, slot_pages - first);
+      std::span<const uint64_t> words(bitmap.data() + first / 64, (count + 63) / 64);
+      if (std::all_of(words.begin(), words.end(), [](uint64_t w) { return w == 0; })) continue;
+      auto cleared =
+          machine.vm().clear_dirty_log(r.slot, first, static_cast<uint32_t>(count), words);
+      if (!cleared) return std::unexpected(cleared.error());
+    }
   }
   return pages.take_vmm_dirty(memory);
 }
 
+Result<void> Snapshotter::add_dirty(const snapshot::PageSet& pages) {
+  if (!previous_) return {};
+  if (!pending_) pending_ = snapshot::PageSet::for_memory(machine_.memory());
+  return pending_->add_set(pages);
+}
+
 Result<void> Snapshotter::collect_dirty() {
   if (!pending_) pending_ = snapshot::PageSet::for_memory(machine_.memory());
-  return harvest(*pending_);
+  return harvest_dirty_pages(machine_, *pending_);
 }
 
 Result<void> Snapshotter::reset_dirty() {
   pending_.reset();
   snapshot::PageSet discard = snapshot::PageSet::for_memory(machine_.memory());
-  if (machine_.dirty_logging()) return harvest(discard);
+  if (machine_.dirty_logging()) return harvest_dirty_pages(machine_, discard);
   // A slot that starts logging starts with a clean log; only the VMM's own
   // bitmap needs emptying.
   TRY_VOID(machine_.set_dirty_logging(true));

@@ -39,6 +39,19 @@ struct SnapshotReport {
 /// The 200 answer of PUT /vm/snapshot.
 [[nodiscard]] nlohmann::json snapshot_report_json(const SnapshotReport& report);
 
+/// How the KVM dirty log of a slot is emptied after it is read.
+enum class DirtyLogClear {
+  by_get,  ///< classic mode: KVM_GET_DIRTY_LOG clears and write-protects on its own
+  manual,  ///< KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 is on: KVM_CLEAR_DIRTY_LOG what was read
+};
+
+/// ORs the pages written since the previous harvest into `pages`: KVM's dirty
+/// log of every RAM slot (read, and in manual mode cleared, so the pages are
+/// write-protected again before anyone reads them) and the VMM-side bitmap
+/// (taken). Shared by snapshots and live migration (vmm/migration/).
+[[nodiscard]] Result<void> harvest_dirty_pages(Machine& machine, snapshot::PageSet& pages,
+                                               DirtyLogClear clear = DirtyLogClear::by_get);
+
 /// Takes snapshots of one machine; remembers the previous one for diffs.
 /// Call from one thread at a time (the API thread).
 class Snapshotter {
@@ -57,10 +70,16 @@ class Snapshotter {
   /// still holds the pages this one would have.
   [[nodiscard]] Result<SnapshotReport> create(const SnapshotRequest& request);
 
+  /// True once a full snapshot opened a diff epoch: KVM dirty logging must
+  /// stay on, and pages someone else harvests must be handed to add_dirty().
+  [[nodiscard]] bool diff_epoch_open() const { return previous_.has_value(); }
+  /// Adds pages harvested elsewhere (a live migration's collects) to the
+  /// current diff epoch, so the next diff still holds them. Only while no
+  /// snapshot can be taken concurrently (the VMM refuses snapshots during a
+  /// migration).
+  [[nodiscard]] Result<void> add_dirty(const snapshot::PageSet& pages);
+
  private:
-  /// ORs the pages written since the last harvest into `pages`: KVM's dirty
-  /// log of every slot (read and cleared) and the VMM-side bitmap (taken).
-  [[nodiscard]] Result<void> harvest(snapshot::PageSet& pages);
   /// Collects the guest's and the VMM's dirty pages since the previous snapshot into pending_.
   [[nodiscard]] Result<void> collect_dirty();
   /// Starts a fresh dirty-page epoch after a full snapshot.
