@@ -145,7 +145,8 @@ namespace {
 
 po::options_description make_options() {
   po::options_description opts(
-      "Usage: godwit [OPTIONS] (--kernel FILE | --image FILE[,...])\n\n"
+      "Usage: godwit [OPTIONS] (--kernel FILE | --image FILE[,...] | --restore DIR |\n"
+      "                         --incoming tcp:HOST:PORT|unix:PATH)\n\n"
       "godwit: a lightweight KVM virtual machine monitor.\n\nOptions");
   // clang-format off
   opts.add_options()
@@ -180,6 +181,11 @@ po::options_description make_options() {
      "with --restore: eager (read all guest memory before resuming) or lazy (resume at once, "
      "fill pages on first touch through userfaultfd while a prefetcher reads the rest)")
     ("paused", "with --restore: leave the restored VM paused (PUT /vm/resume starts it)")
+    ("incoming", po::value<std::string>(),
+     "receive the VM from a live migration (godwitctl migrate on the source) on tcp:HOST:PORT "
+     "or unix:PATH; give the same --memory, --vcpus and device options as the source "
+     "(--kernel / --image are not needed and never loaded); the guest starts when the "
+     "migration completes, godwit exits 1 if it fails")
     ("virtio-discovery", po::value<std::string>()->default_value("dtb"),
      "how a --kernel guest finds the virtio devices: dtb (device tree as SETUP_DTB setup "
      "data; kernels with CONFIG_OF) or cmdline (virtio_mmio.device= on the command line; "
@@ -232,6 +238,31 @@ Result<ParsedCommandLine> parse_restore(const po::variables_map& vm, ParsedComma
 
 }  // namespace
 
+Result<void> check_incoming_address(const std::string& text) {
+  const std::string usage =
+      "invalid --incoming '" + text + "': expected tcp:HOST:PORT or unix:PATH";
+  if (text.starts_with("unix:")) {
+    const std::string path = text.substr(5);
+    if (path.empty()) return fail(usage + " (empty path)");
+    if (path.size() > 107) return fail(usage + " (the path is longer than 107 bytes)");
+    return {};
+  }
+  if (!text.starts_with("tcp:")) return fail(usage);
+  const std::string rest = text.substr(4);
+  const auto colon = rest.rfind(':');
+  if (colon == std::string::npos) return fail(usage + " (no port)");
+  const std::string host = rest.substr(0, colon);
+  const std::string port = rest.substr(colon + 1);
+  if (host.empty() || host == "[]") return fail(usage + " (empty host)");
+  if (host.find(':') != std::string::npos && !(host.front() == '[' && host.back() == ']'))
+    return fail(usage + " (write an IPv6 host as [ADDRESS])");
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value > 65535)
+    return fail(usage + " (port '" + port + "' is not 0..65535)");
+  return {};
+}
+
 Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) {
   po::options_description opts = make_options();
   po::variables_map vm;
@@ -244,13 +275,18 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
   ParsedCommandLine out;
   if (vm.count("help")) {
     std::ostringstream text;
-    text << opts << "\nExamples:\n"
-         << "  godwit --image build/guests/selfcheck.img --vcpus 2 --memory 512M\n"
-         << "  godwit --image build/guests/selfcheck.img --vcpus 2 --disk path=disk.img --rng\n"
-         << "  godwit --kernel bzImage --cmdline 'console=ttyS0' --api-sock /tmp/godwit.sock\n"
-         << "  godwit --restore /var/tmp/snap1 --restore-memory lazy --api-sock /tmp/godwit.sock\n"
-         << "\nLinux kernels need a host whose KVM uses VMX or SVM; on PVM hosts only the\n"
-         << "project's own test guests run (see README).\n";
+    text
+        << opts << "\nExamples:\n"
+        << "  godwit --image build/guests/selfcheck.img --vcpus 2 --memory 512M\n"
+        << "  godwit --image build/guests/selfcheck.img --vcpus 2 --disk path=disk.img --rng\n"
+        << "  godwit --kernel bzImage --cmdline 'console=ttyS0' --api-sock /tmp/godwit.sock\n"
+        << "  godwit --restore /var/tmp/snap1 --restore-memory lazy --api-sock /tmp/godwit.sock\n"
+        << "  godwit --incoming tcp:0.0.0.0:4444 --vcpus 2 --memory 512M --api-sock /tmp/dst.sock\n"
+        << "\nLive migration: the source's API takes PUT /migration/send (godwitctl migrate\n"
+        << "URI --wait); after a completed migration the source VM stays paused: stop it\n"
+        << "with godwitctl shutdown.\n"
+        << "\nLinux kernels need a host whose KVM uses VMX or SVM; on PVM hosts only the\n"
+        << "project's own test guests run (see README).\n";
     out.message = text.str();
     return out;
   }
@@ -259,7 +295,16 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
     return out;
   }
 
+  if (vm.count("restore") && vm.count("incoming"))
+    return fail(
+        "--incoming cannot be combined with --restore: the VM comes either from a snapshot or "
+        "from a migration");
   if (vm.count("restore")) return parse_restore(vm, std::move(out));
+  if (vm.count("incoming")) {
+    out.incoming = vm["incoming"].as<std::string>();
+    TRY_VOID(check_incoming_address(out.incoming));
+  }
+  const bool incoming = !out.incoming.empty();
   if (vm.count("paused")) return fail("--paused needs --restore");
   if (!vm["restore-memory"].defaulted()) return fail("--restore-memory needs --restore");
 
@@ -294,10 +339,17 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
 
   bool has_kernel = vm.count("kernel") > 0;
   bool has_image = vm.count("image") > 0;
-  if (has_kernel == has_image)
+  if (has_kernel && has_image)
     return fail(
         "exactly one boot source is needed: --kernel FILE or --image FILE (see godwit --help)");
-  if (has_kernel) {
+  if (!has_kernel && !has_image && !incoming)
+    return fail(
+        "exactly one boot source is needed: --kernel FILE or --image FILE (see godwit --help)");
+  if (!has_kernel && !has_image) {
+    // --incoming: nothing is loaded; guest memory and state come from the source.
+    if (vm.count("initrd")) return fail("--initrd needs --kernel");
+    c.boot = ImageBoot{};
+  } else if (has_kernel) {
     KernelBoot k;
     k.kernel = vm["kernel"].as<std::string>();
     if (vm.count("initrd")) k.initrd = vm["initrd"].as<std::string>();

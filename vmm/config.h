@@ -105,8 +105,16 @@ struct RestoreRequest {
 struct ParsedCommandLine {
   std::optional<VmConfig> config;
   std::optional<RestoreRequest> restore;
+  /// --incoming tcp:HOST:PORT | unix:PATH: build `config` without loading a
+  /// guest and receive the VM from a migration source (empty: no).
+  std::string incoming;
   std::string message;  ///< --help / --version text
 };
+
+/// Checks the form of an --incoming address: "tcp:HOST:PORT" (HOST non-empty,
+/// "[v6]" allowed, PORT 0..65535) or "unix:PATH" (PATH non-empty, at most 107
+/// bytes). The migration transport parses it again when it listens.
+[[nodiscard]] Result<void> check_incoming_address(const std::string& text);
 
 /// Parses godwit's argv with Boost.Program_options and validates it.
 [[nodiscard]] Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv);
