@@ -184,6 +184,8 @@ int main(int argc, char** argv) {
         .harvested = [&snapshotter](const snapshot::PageSet& pages) -> Result<void> {
           return snapshotter.add_dirty(pages);
         }};
+    // Built before the machine starts: the VM adapters read the TSC rate
+    // once, which a vCPU ioctl cannot do promptly while the guest runs.
     migration::RamOptions ram;
     // A lazy restore's missing pages look unpopulated but are not zero.
     ram.skip_unpopulated = !vm.lazy;

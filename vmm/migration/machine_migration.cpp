@@ -18,7 +18,8 @@ using migration::RamMigratable;
 // ---- KvmDirtyPages -------------------------------------------------------
 
 Result<void> KvmDirtyPages::collect(snapshot::PageSet& pages) {
-  if (!hooks_.harvested) return harvest_dirty_pages(machine_, pages, clear_);
+  const bool share = hooks_.harvested && hooks_.keep_dirty_logging && hooks_.keep_dirty_logging();
+  if (!share) return harvest_dirty_pages(machine_, pages, clear_);
   // The harvest empties KVM's log for everyone: the snapshot diff epoch gets
   // its copy before the pages go to the migration.
   snapshot::PageSet harvested = snapshot::PageSet::for_memory(machine_.memory());
@@ -58,14 +59,17 @@ Result<void> MachineStateMigratable::load(migration::SectionReader& in, uint32_t
 
 Result<void> MachineStateMigratable::cleanup(bool /*success*/) { return {}; }
 
-migration::wire::VmDescription describe_machine(Machine& machine) {
+uint32_t migration_tsc_khz(Machine& machine) {
+  auto tsc = machine.tsc_khz();
+  if (!tsc) log::warn("migration: cannot read the guest TSC rate: " + tsc.error().message);
+  return tsc ? *tsc : 0;
+}
+
+migration::wire::VmDescription describe_machine(Machine& machine, uint32_t tsc_khz) {
   migration::wire::VmDescription d;
   for (const RegionSpec& r : machine.memory().layout()) d.memory.push_back({r.gpa, r.size});
   d.vcpus = machine.config().vcpus;
-  // 0 means "unknown": check_compatible then skips the comparison.
-  auto tsc = machine.tsc_khz();
-  if (!tsc) log::warn("migration: cannot read the guest TSC rate: " + tsc.error().message);
-  d.tsc_khz = tsc ? *tsc : 0;
+  d.tsc_khz = tsc_khz;
   d.devices = {
       {{RamMigratable::kKind, 0}, RamMigratable::kVersion, RamMigratable::kMinVersion},
       {{MachineStateMigratable::kKind, 0},
@@ -79,14 +83,20 @@ migration::wire::VmDescription describe_machine(Machine& machine) {
 // ---- MachineSourceVm -----------------------------------------------------
 
 MachineSourceVm::MachineSourceVm(Machine& machine, SourceHooks hooks, migration::RamOptions ram)
-    : machine_(machine), hooks_(std::move(hooks)), ram_options_(ram), state_(machine) {}
+    : machine_(machine),
+      tsc_khz_(migration_tsc_khz(machine)),
+      hooks_(std::move(hooks)),
+      ram_options_(ram),
+      state_(machine) {}
 
 MachineSourceVm::~MachineSourceVm() {
   stop_throttle();
   if (tracking_) stop_dirty_tracking();
 }
 
-migration::wire::VmDescription MachineSourceVm::describe() { return describe_machine(machine_); }
+migration::wire::VmDescription MachineSourceVm::describe() {
+  return describe_machine(machine_, tsc_khz_);
+}
 
 Result<void> MachineSourceVm::while_paused(const std::function<Result<void>()>& change) {
   const RunState s = machine_.state();
@@ -210,7 +220,6 @@ void MachineSourceVm::set_throttle(uint32_t percent) {
     throttle_quit_ = false;
     throttle_thread_ = std::thread([this] { throttle_loop(); });
   }
-  log::info("migration: throttling the vCPUs by " + std::to_string(throttle_percent_) + "%");
 }
 
 void MachineSourceVm::stop_throttle() {
@@ -244,10 +253,14 @@ void MachineSourceVm::throttle_loop() {
 // ---- MachineDestinationVm ------------------------------------------------
 
 MachineDestinationVm::MachineDestinationVm(Machine& machine, StartMode start)
-    : machine_(machine), start_(start), ram_(machine.memory(), no_dirty_), state_(machine) {}
+    : machine_(machine),
+      start_(start),
+      tsc_khz_(migration_tsc_khz(machine)),
+      ram_(machine.memory(), no_dirty_),
+      state_(machine) {}
 
 migration::wire::VmDescription MachineDestinationVm::describe() {
-  return describe_machine(machine_);
+  return describe_machine(machine_, tsc_khz_);
 }
 
 std::vector<migration::Migratable*> MachineDestinationVm::migratables() { return {&ram_, &state_}; }

@@ -58,7 +58,8 @@ struct SourceHooks {
   /// True while dirty logging must stay on after a migration (a snapshot
   /// diff epoch is open).
   std::function<bool()> keep_dirty_logging;
-  /// Receives every page set a migration harvests (for the diff epoch).
+  /// Receives every page set a migration harvests while keep_dirty_logging()
+  /// is true (for the diff epoch).
   std::function<Result<void>(const snapshot::PageSet&)> harvested;
 };
 
@@ -108,8 +109,12 @@ class MachineStateMigratable final : public migration::Migratable {
   bool loaded_ = false;
 };
 
+/// The guest TSC rate (KVM_GET_TSC_KHZ), or 0 ("unknown", not compared)
+/// when it cannot be read. Read it before the vCPUs run: a vCPU ioctl waits
+/// for the vCPU's KVM_RUN to return, which a running guest may not do soon.
+[[nodiscard]] uint32_t migration_tsc_khz(Machine& machine);
 /// What both ends describe: layout, vCPUs, TSC rate, ram[0] and machine[0].
-[[nodiscard]] migration::wire::VmDescription describe_machine(Machine& machine);
+[[nodiscard]] migration::wire::VmDescription describe_machine(Machine& machine, uint32_t tsc_khz);
 
 /// A running (or paused) Machine as a migration source.
 class MachineSourceVm final : public migration::SourceVm {
@@ -118,7 +123,8 @@ class MachineSourceVm final : public migration::SourceVm {
   static constexpr std::chrono::milliseconds kThrottlePeriod{20};
 
   /// `ram` tunes the RAM section; keep skip_unpopulated false while a lazy
-  /// restore may still be filling guest memory.
+  /// restore may still be filling guest memory. Construct it before the
+  /// Machine starts: it reads the TSC rate once (migration_tsc_khz).
   MachineSourceVm(Machine& machine, SourceHooks hooks = {}, migration::RamOptions ram = {});
   /// Stops the throttle thread (leaving the VM as it found it).
   ~MachineSourceVm() override;
@@ -144,6 +150,7 @@ class MachineSourceVm final : public migration::SourceVm {
   void stop_throttle();
 
   Machine& machine_;
+  const uint32_t tsc_khz_;
   SourceHooks hooks_;
   migration::RamOptions ram_options_;
   MachineStateMigratable state_;
@@ -182,6 +189,7 @@ class MachineDestinationVm final : public migration::DestinationVm {
 
   Machine& machine_;
   StartMode start_;
+  const uint32_t tsc_khz_;
   NoDirtyPages no_dirty_;
   migration::RamMigratable ram_;
   MachineStateMigratable state_;
