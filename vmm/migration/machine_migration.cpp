@@ -273,4 +273,6 @@ Result<void> MachineDestinationVm::finish_load() {
 
 Result<void> MachineDestinationVm::start() { return machine_.start(start_); }
 
+GuestMemory* MachineDestinationVm::ram() { return &machine_.memory(); }
+
 }  // namespace godwit

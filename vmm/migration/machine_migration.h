@@ -179,6 +179,8 @@ class MachineDestinationVm final : public migration::DestinationVm {
   [[nodiscard]] Result<void> finish_load() override;
   /// Starts the vCPUs (running, or parked with StartMode::paused).
   [[nodiscard]] Result<void> start() override;
+  /// The Machine's RAM, prefaulted by the engine while pages arrive.
+  [[nodiscard]] GuestMemory* ram() override;
 
  private:
   /// The destination never collects: RAM only arrives.
