@@ -111,8 +111,9 @@ class MigrationSource {
   MigrationSource(const MigrationSource&) = delete;
   MigrationSource& operator=(const MigrationSource&) = delete;
 
-  /// Starts a migration in the background. Fails when one is running or the
-  /// options are invalid (nothing changes then).
+  /// Starts a migration in the background. Fails when one is running, when
+  /// one already completed (the guest runs elsewhere) or the options are
+  /// invalid (nothing changes then).
   [[nodiscard]] Result<void> start(const SendOptions& options);
   /// A copy of the current status; safe from any thread.
   [[nodiscard]] MigrationStatus status() const;

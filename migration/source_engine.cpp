@@ -664,6 +664,10 @@ Result<void> MigrationSource::start(const SendOptions& options) {
     if (status_.state != MigrationState::none && !is_terminal(status_.state)) {
       return fail("a migration is already " + std::string(to_string(status_.state)), EBUSY);
     }
+    // The guest runs on the destination now; what is left here is stale.
+    if (status_.state == MigrationState::completed) {
+      return fail("this VM has already been migrated to " + status_.uri, EBUSY);
+    }
   }
   // The previous run has reached a terminal state; its thread is finishing.
   if (thread_.joinable()) thread_.join();

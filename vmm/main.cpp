@@ -219,6 +219,23 @@ int main(int argc, char** argv) {
                   format_ms(report->duration_ms) + " ms");
         return snapshot_report_json(*report);
       });
+  // While a migration sends, the engine owns the vCPUs (it stops them for
+  // the switchover and resumes them on failure); once it completed, the guest
+  // runs on the destination and resuming it here would run it twice.
+  api.set_run_guard([&parts]() -> Result<void> {
+    if (!parts.source) return {};
+    const migration::MigrationState s = parts.source->status().state;
+    if (parts.sending()) {
+      return api::vm_conflict("a live migration is " + std::string(migration::to_string(s)) +
+                              ": it controls the vCPUs (godwitctl migrate-cancel first)");
+    }
+    if (s == migration::MigrationState::completed) {
+      return api::vm_conflict(
+          "this VM was migrated away and runs on the destination: resuming it here would run "
+          "the guest twice (godwitctl shutdown ends this VMM)");
+    }
+    return {};
+  });
   std::unique_ptr<api::HttpServer> server;
   const std::string& api_sock =
       parsed->restore ? parsed->restore->api_sock : parsed->config->api_sock;

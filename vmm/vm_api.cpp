@@ -5,12 +5,14 @@
 namespace godwit {
 
 Result<void> MachineApi::pause() {
+  if (run_guard_) TRY_VOID(run_guard_());
   auto r = machine_.pause();
   if (!r) return api::vm_conflict(r.error().message);
   return {};
 }
 
 Result<void> MachineApi::resume() {
+  if (run_guard_) TRY_VOID(run_guard_());
   auto r = machine_.resume();
   if (!r) return api::vm_conflict(r.error().message);
   return {};

@@ -14,8 +14,15 @@ class MachineApi : public api::VmControl {
   /// Serves PUT /vm/snapshot (set by the binary, which links the snapshot code).
   using SnapshotHandler = std::function<Result<nlohmann::json>(const nlohmann::json&)>;
 
+  /// Says whether the API may pause or resume the vCPUs now (an error says
+  /// why not); set by the binary while a live migration owns them.
+  using RunGuard = std::function<Result<void>()>;
+
   explicit MachineApi(Machine& machine, SnapshotHandler snapshot = {})
       : machine_(machine), snapshot_(std::move(snapshot)) {}
+
+  /// Installs the guard consulted by pause() and resume().
+  void set_run_guard(RunGuard guard) { run_guard_ = std::move(guard); }
 
   nlohmann::json info() override { return machine_.info(); }
   [[nodiscard]] Result<void> pause() override;
@@ -27,6 +34,7 @@ class MachineApi : public api::VmControl {
  private:
   Machine& machine_;
   SnapshotHandler snapshot_;
+  RunGuard run_guard_;
 };
 
 }  // namespace godwit

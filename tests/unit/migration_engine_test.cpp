@@ -186,6 +186,10 @@ TEST(MigrationEngine, PrecopyOverTcpMovesARunningGuestAndItsDeviceState) {
   EXPECT_GE(status.iterations, 2u);  // at least one dirty sync and the final one
   EXPECT_EQ(status.remaining_bytes, 0u);
   EXPECT_EQ(incoming.engine.status().state, MigrationState::completed);
+  // What is left on the source is stale: it never migrates again.
+  auto again = engine.start(options_to(incoming.uri));
+  ASSERT_FALSE(again);
+  EXPECT_THAT(again.error().message, HasSubstr("already been migrated"));
 }
 
 TEST(MigrationEngine, R12OneDirtyHarvestPerExactQueryTheFinalIncluded) {
