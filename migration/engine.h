@@ -92,6 +92,9 @@ struct EngineTuning {
   std::chrono::milliseconds connect_timeout{10000};
   /// Longest wait for SETUP_ACCEPT, LOADED, RESUMED, GO.
   std::chrono::milliseconds reply_timeout{30000};
+  /// A frame whose write makes no headway for this long (the destination
+  /// stopped reading but did not close) fails the migration.
+  std::chrono::milliseconds send_stall_timeout{30000};
   /// Bandwidth measurement window (R16).
   std::chrono::milliseconds bandwidth_window{100};
   /// Request per-device switchover ACKs (R26, R34).

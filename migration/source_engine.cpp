@@ -107,6 +107,9 @@ class MigrationSource::Run {
   std::optional<uint64_t> resumed_us_;
   uint64_t acks_received_ = 0;
   std::atomic<bool> rp_stop_{false};
+  /// When the frame being written started (steady clock ns), 0 when none:
+  /// the return-path reader watches it for a destination that stopped reading.
+  std::atomic<int64_t> send_started_ns_{0};
 
   std::vector<Migratable*> migratables_;
   /// Pieces that had precopy data at some point: they support save_iterate().
@@ -506,7 +509,9 @@ Result<void> MigrationSource::Run::send(wire::FrameType type, std::span<const ui
                                         std::span<const uint8_t> body) {
   if (!writer_clean_) return fail("the migration stream is broken by an earlier failed write");
   writer_clean_ = false;
+  send_started_ns_ = Clock::now().time_since_epoch().count();
   auto r = writer_->send(type, head, body);
+  send_started_ns_ = 0;
   if (!r) return std::unexpected(explain_send_failure(r.error()));
   writer_clean_ = true;
   return {};
@@ -598,6 +603,16 @@ void MigrationSource::Run::return_path_main() {
     if (cancel_requested && Clock::now() - cancel_time > kCancelGrace) {
       connection_.shutdown();
       return;
+    }
+    if (const int64_t started = send_started_ns_; started != 0) {
+      const auto blocked = Clock::now() - Clock::time_point(Clock::duration(started));
+      if (blocked > tuning_.send_stall_timeout) {
+        record_rp_failure(
+            "the destination stopped reading: one frame has been blocked for " +
+            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(blocked).count()) +
+            " ms");
+        return;
+      }
     }
     if (!readable) {
       record_rp_failure("return path: " + readable.error().message);

@@ -756,6 +756,35 @@ TEST(MigrationEngine, R57MalformedReturnPathMessageFailsNamingIt) {
   }
 }
 
+TEST(MigrationEngine, ADestinationThatStopsReadingWithoutClosingFailsInsteadOfHanging) {
+  auto listener = Listener::listen(*parse_address("tcp:127.0.0.1:0"));
+  ASSERT_TRUE(listener);
+  const std::string uri = listener->bound().text();
+  std::atomic<bool> done{false};
+  std::thread peer([&] {
+    auto c = listener->accept(std::chrono::milliseconds(10000));
+    if (!c) return;
+    wire::Hello ours;
+    if (!wire::exchange_hello(*c, ours)) return;
+    wire::FrameReader reader(*c);
+    wire::FrameWriter writer(*c);
+    if (!reader.read()) return;
+    if (!writer.send(wire::FrameType::setup_accept, wire::encode_setup_accept({}))) return;
+    while (!done) std::this_thread::sleep_for(std::chrono::milliseconds(10));  // never reads
+  });
+  FakeSource source;
+  FakeDestination dest;
+  EngineTuning tuning;
+  tuning.send_stall_timeout = std::chrono::milliseconds(500);
+  MigrationSource engine(source, tuning);
+  ASSERT_TRUE(engine.start(options_to(uri)));
+  const MigrationStatus status = engine.wait();
+  done = true;
+  peer.join();
+  EXPECT_THAT(status.error, HasSubstr("stopped reading"));
+  expect_source_survived(source, dest, status, MigrationState::failed);
+}
+
 TEST(MigrationEngine, R57UnrequestedSwitchoverAckFailsTheMigration) {
   auto listener = Listener::listen(*parse_address("tcp:127.0.0.1:0"));
   ASSERT_TRUE(listener);
