@@ -163,6 +163,23 @@ void expect_source_survived(FakeSource& source, FakeDestination& dest,
   expect_source_alive_and_intact(source);
 }
 
+/// A migration to `uri` that must fail on both sides: each side's error
+/// names `what`, the source survived, the destination never ran the guest.
+MigrationStatus expect_failure_on_both_sides(FakeSource& source, FakeDestination& dest,
+                                             Incoming& incoming, MigrationSource& engine,
+                                             const std::string& uri, const std::string& what) {
+  EXPECT_TRUE(engine.start(options_to(uri)));
+  const MigrationStatus status = engine.wait();
+  EXPECT_THAT(status.error, HasSubstr(what));
+  expect_source_survived(source, dest, status, MigrationState::failed);
+  auto r = incoming.finish();
+  EXPECT_FALSE(r);
+  if (!r) {
+    EXPECT_THAT(r.error().message, HasSubstr(what));
+  }
+  return status;
+}
+
 // --------------------------------------------------------------------------
 // success paths
 
@@ -526,14 +543,9 @@ TEST(MigrationEngine, DestinationLoadErrorIsReportedOnTheSourceWithItsReason) {
   dest.device.fail_load = true;
   Incoming incoming(dest);
   MigrationSource engine(source);
-  ASSERT_TRUE(engine.start(options_to(incoming.uri)));
-  const MigrationStatus status = engine.wait();
+  const MigrationStatus status = expect_failure_on_both_sides(
+      source, dest, incoming, engine, incoming.uri, "testdev: injected load failure");
   EXPECT_THAT(status.error, HasSubstr("destination failed"));
-  EXPECT_THAT(status.error, HasSubstr("testdev: injected load failure"));
-  expect_source_survived(source, dest, status, MigrationState::failed);
-  auto r = incoming.finish();
-  ASSERT_FALSE(r);
-  EXPECT_THAT(r.error().message, HasSubstr("injected load failure"));
 }
 
 TEST(MigrationEngine, VmStopFailureFailsWithTheR56Text) {
@@ -568,15 +580,10 @@ TEST(MigrationEngine, MemorySizeMismatchFailsAtSetupOnBothSides) {
   FakeDestination dest(kRamBytes * 2);
   Incoming incoming(dest);
   MigrationSource engine(source);
-  ASSERT_TRUE(engine.start(options_to(incoming.uri)));
-  const MigrationStatus status = engine.wait();
+  const MigrationStatus status =
+      expect_failure_on_both_sides(source, dest, incoming, engine, incoming.uri, "memory");
   EXPECT_THAT(status.error, HasSubstr("incompatible VM"));
-  EXPECT_THAT(status.error, HasSubstr("memory"));
-  EXPECT_EQ(status.transferred_bytes < 4096, true) << "no page may move before setup passes";
-  expect_source_survived(source, dest, status, MigrationState::failed);
-  auto r = incoming.finish();
-  ASSERT_FALSE(r);
-  EXPECT_THAT(r.error().message, HasSubstr("memory"));
+  EXPECT_LT(status.transferred_bytes, 4096u) << "no page may move before setup passes";
 }
 
 TEST(MigrationEngine, TscRateMismatchFailsAtSetupOnBothSides) {
@@ -585,13 +592,7 @@ TEST(MigrationEngine, TscRateMismatchFailsAtSetupOnBothSides) {
   dest.tsc_khz = 2'100'000;
   Incoming incoming(dest);
   MigrationSource engine(source);
-  ASSERT_TRUE(engine.start(options_to(incoming.uri)));
-  const MigrationStatus status = engine.wait();
-  EXPECT_THAT(status.error, HasSubstr("TSC"));
-  expect_source_survived(source, dest, status, MigrationState::failed);
-  auto r = incoming.finish();
-  ASSERT_FALSE(r);
-  EXPECT_THAT(r.error().message, HasSubstr("TSC"));
+  expect_failure_on_both_sides(source, dest, incoming, engine, incoming.uri, "TSC");
 }
 
 TEST(MigrationEngine, R34SwitchoverAckModeMismatchFailsAtSetupOnBothSides) {
@@ -601,13 +602,8 @@ TEST(MigrationEngine, R34SwitchoverAckModeMismatchFailsAtSetupOnBothSides) {
   dest_tuning.switchover_ack_mode = wire::SwitchoverAckMode::per_device;
   Incoming incoming(dest, dest_tuning);
   MigrationSource engine(source);  // mode off
-  ASSERT_TRUE(engine.start(options_to(incoming.uri)));
-  const MigrationStatus status = engine.wait();
-  EXPECT_THAT(status.error, HasSubstr("switchover-ack mode not agreed"));
-  expect_source_survived(source, dest, status, MigrationState::failed);
-  auto r = incoming.finish();
-  ASSERT_FALSE(r);
-  EXPECT_THAT(r.error().message, HasSubstr("switchover-ack mode not agreed"));
+  expect_failure_on_both_sides(source, dest, incoming, engine, incoming.uri,
+                               "switchover-ack mode not agreed");
 }
 
 // --------------------------------------------------------------------------
@@ -684,13 +680,7 @@ TEST(MigrationEngine, CorruptedByteInTheStreamFailsCleanlyAndTheSourceRuns) {
   Incoming incoming(dest);
   Proxy proxy(incoming.uri, /*flip_at=*/3u << 20, /*cut_after=*/UINT64_MAX);
   MigrationSource engine(source);
-  ASSERT_TRUE(engine.start(options_to(proxy.uri)));
-  const MigrationStatus status = engine.wait();
-  EXPECT_THAT(status.error, HasSubstr("checksum mismatch"));
-  expect_source_survived(source, dest, status, MigrationState::failed);
-  auto r = incoming.finish();
-  ASSERT_FALSE(r);
-  EXPECT_THAT(r.error().message, HasSubstr("checksum mismatch"));
+  expect_failure_on_both_sides(source, dest, incoming, engine, proxy.uri, "checksum mismatch");
 }
 
 TEST(MigrationEngine, ConnectionCutMidStreamFailsCleanlyAndTheSourceRuns) {
@@ -708,20 +698,31 @@ TEST(MigrationEngine, ConnectionCutMidStreamFailsCleanlyAndTheSourceRuns) {
 // --------------------------------------------------------------------------
 // R57: a fake destination speaking raw frames
 
-/// Accepts, answers the hello and SETUP correctly, then sends `bad`.
-void fake_destination_sends(Listener& listener, wire::FrameType type,
-                            std::vector<uint8_t> payload) {
+/// A raw destination: accepts, answers the hello and SETUP correctly, and
+/// hands the connection over (nullopt when the source never got that far).
+std::optional<Connection> fake_destination_after_setup(Listener& listener) {
   auto c = listener.accept(std::chrono::milliseconds(10000));
-  if (!c) return;
+  if (!c) return std::nullopt;
   wire::Hello ours;
-  if (!wire::exchange_hello(*c, ours)) return;
+  if (!wire::exchange_hello(*c, ours)) return std::nullopt;
   wire::FrameReader reader(*c);
   wire::FrameWriter writer(*c);
-  if (!reader.read()) return;
-  wire::SetupAccept accept;
-  if (!writer.send(wire::FrameType::setup_accept, wire::encode_setup_accept(accept))) return;
+  if (!reader.read()) return std::nullopt;
+  if (!writer.send(wire::FrameType::setup_accept, wire::encode_setup_accept({}))) {
+    return std::nullopt;
+  }
+  return std::move(*c);
+}
+
+/// A raw destination that sends one `type` frame after the setup, then
+/// reads until the source hangs up.
+void fake_destination_sends(Listener& listener, wire::FrameType type,
+                            std::vector<uint8_t> payload) {
+  auto c = fake_destination_after_setup(listener);
+  if (!c) return;
+  wire::FrameWriter writer(*c);
   (void)writer.send(type, payload);
-  // Keep reading until the source hangs up.
+  wire::FrameReader reader(*c);
   while (reader.read()) {
   }
 }
@@ -762,15 +763,8 @@ TEST(MigrationEngine, ADestinationThatStopsReadingWithoutClosingFailsInsteadOfHa
   const std::string uri = listener->bound().text();
   std::atomic<bool> done{false};
   std::thread peer([&] {
-    auto c = listener->accept(std::chrono::milliseconds(10000));
-    if (!c) return;
-    wire::Hello ours;
-    if (!wire::exchange_hello(*c, ours)) return;
-    wire::FrameReader reader(*c);
-    wire::FrameWriter writer(*c);
-    if (!reader.read()) return;
-    if (!writer.send(wire::FrameType::setup_accept, wire::encode_setup_accept({}))) return;
-    while (!done) std::this_thread::sleep_for(std::chrono::milliseconds(10));  // never reads
+    auto c = fake_destination_after_setup(*listener);
+    while (c && !done) std::this_thread::sleep_for(std::chrono::milliseconds(10));  // never reads
   });
   FakeSource source;
   FakeDestination dest;
