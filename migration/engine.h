@@ -95,6 +95,9 @@ struct EngineTuning {
   /// A frame whose write makes no headway for this long (the destination
   /// stopped reading but did not close) fails the migration.
   std::chrono::milliseconds send_stall_timeout{30000};
+  /// How often the source PINGs the destination while precopy runs (the
+  /// PONGs show the return path is alive; tests shorten it to stress R4).
+  std::chrono::milliseconds ping_interval{1000};
   /// Bandwidth measurement window (R16).
   std::chrono::milliseconds bandwidth_window{100};
   /// Request per-device switchover ACKs (R26, R34).

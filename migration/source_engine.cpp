@@ -107,6 +107,8 @@ class MigrationSource::Run {
   std::optional<uint64_t> resumed_us_;
   uint64_t acks_received_ = 0;
   std::atomic<bool> rp_stop_{false};
+  std::atomic<uint32_t> pings_sent_{0};
+  uint64_t pongs_received_ = 0;  ///< under rp_mutex_
   /// When the frame being written started (steady clock ns), 0 when none:
   /// the return-path reader watches it for a destination that stopped reading.
   std::atomic<int64_t> send_started_ns_{0};
@@ -250,8 +252,13 @@ Result<void> MigrationSource::Run::precopy() {
   uint64_t estimate_before_exact = 0;
   uint32_t heavy_dirty_syncs = 0;
 
+  Clock::time_point last_ping = Clock::now();
   for (;;) {
     TRY_VOID(check());
+    if (Clock::now() - last_ping >= tuning_.ping_interval) {
+      TRY_VOID(send(wire::FrameType::ping, wire::encode_u32(++pings_sent_)));
+      last_ping = Clock::now();
+    }
     PrecopyObservation observation;
     observation.query = next;
     observation.reports = TRY(query(next));
@@ -633,8 +640,18 @@ void MigrationSource::Run::return_path_main() {
     const auto type = static_cast<wire::FrameType>(frame->type);
     std::unique_lock lock(rp_mutex_);
     switch (type) {
-      case wire::FrameType::pong:
-        break;  // liveness only in precopy; postcopy uses the value (R3)
+      case wire::FrameType::pong: {
+        // Liveness in precopy (postcopy will wait for a specific value, R3).
+        // A PONG for a PING never sent is a protocol error.
+        const uint32_t value = wire::decode_u32(*frame).value_or(0);
+        if (value == 0 || value > pings_sent_) {
+          lock.unlock();
+          record_rp_failure("return path: PONG " + std::to_string(value) + " answers no PING sent");
+          return;
+        }
+        ++pongs_received_;
+        break;
+      }
       case wire::FrameType::switchover_ack:
         ++acks_received_;
         break;

@@ -209,6 +209,33 @@ TEST(MigrationEngine, PrecopyOverTcpMovesARunningGuestAndItsDeviceState) {
   EXPECT_THAT(again.error().message, HasSubstr("already been migrated"));
 }
 
+TEST(MigrationEngine, R4PongsRacingCompletionAndErrorsNeverCauseAnIllegalTransition) {
+  // A PING every round keeps PONGs arriving on the return path while the
+  // migration thread completes or fails; the state only ever moves along
+  // legal edges and ends where the outcome says.
+  for (int round = 0; round < 10; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    Trace trace;
+    FakeSource source;
+    FakeDestination dest;
+    const bool fail_at_end = round % 2 == 1;
+    dest.device.fail_load = fail_at_end;
+    Incoming incoming(dest);
+    EngineTuning tuning = trace.tuning();
+    tuning.ping_interval = std::chrono::milliseconds(0);
+    MigrationSource engine(source, tuning);
+    ASSERT_TRUE(engine.start(options_to(incoming.uri)));
+    const MigrationStatus status = engine.wait();
+    (void)incoming.finish();
+    trace.expect_legal();
+    EXPECT_EQ(status.state, fail_at_end ? MigrationState::failed : MigrationState::completed)
+        << status.error;
+    if (fail_at_end) {
+      EXPECT_THAT(status.error, HasSubstr("injected load failure"));
+    }
+  }
+}
+
 TEST(MigrationEngine, R12OneDirtyHarvestPerExactQueryTheFinalIncluded) {
   FakeSource source;
   FakeDestination dest;
@@ -777,6 +804,24 @@ TEST(MigrationEngine, ADestinationThatStopsReadingWithoutClosingFailsInsteadOfHa
   peer.join();
   EXPECT_THAT(status.error, HasSubstr("stopped reading"));
   expect_source_survived(source, dest, status, MigrationState::failed);
+}
+
+TEST(MigrationEngine, R57APongForAPingNeverSentFailsTheMigration) {
+  auto listener = Listener::listen(*parse_address("tcp:127.0.0.1:0"));
+  ASSERT_TRUE(listener);
+  const std::string uri = listener->bound().text();
+  std::thread peer(
+      [&] { fake_destination_sends(*listener, wire::FrameType::pong, wire::encode_u32(77)); });
+  FakeSource source;
+  FakeDestination dest;
+  MigrationSource engine(source);
+  SendOptions o = options_to(uri);
+  o.max_bandwidth_bytes_per_s = 8ull << 20;
+  ASSERT_TRUE(engine.start(o));
+  const MigrationStatus status = engine.wait();
+  EXPECT_THAT(status.error, HasSubstr("PONG 77 answers no PING"));
+  expect_source_survived(source, dest, status, MigrationState::failed);
+  peer.join();
 }
 
 TEST(MigrationEngine, R57UnrequestedSwitchoverAckFailsTheMigration) {
