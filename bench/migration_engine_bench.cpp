@@ -9,7 +9,9 @@
 //   s1-engine: 1 GiB RAM, 900 MiB written once, then idle;
 //   s2-engine: 100 MiB rewritten by the dirtier at full speed, 300 ms limit;
 //   s3-engine: 512 MiB rewritten by the dirtier at full speed.
-// Prints one JSON document; asserts nothing.
+// Arguments: scenario names to run (default: all). Prints one JSON
+// document; asserts nothing.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -129,7 +131,9 @@ nlohmann::json run(const Scenario& s) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  // Optional arguments: names of the scenarios to run (default: all).
+  std::vector<std::string> only(argv + 1, argv + argc);
   godwit::log::set_level(godwit::log::Level::warn);
   const std::vector<Scenario> scenarios = {
       {"s1-engine", false, 1ull << 30, 900ull << 20, 0, 300},
@@ -139,6 +143,7 @@ int main() {
   };
   nlohmann::json results = nlohmann::json::array();
   for (const Scenario& s : scenarios) {
+    if (!only.empty() && std::find(only.begin(), only.end(), s.name) == only.end()) continue;
     std::fprintf(stderr, "migration engine bench: %s ...\n", s.name.c_str());
     results.push_back(run(s));
     std::fprintf(stderr, "%s\n", results.back().dump().c_str());

@@ -37,16 +37,23 @@ std::string describe_ram(const GuestMemory& memory) {
 /// the last page asked about. An answer may be stale as soon as it is given
 /// (the guest may populate the page); that is safe for the same reason as
 /// reading a page being written (see the header), as long as the cache lives
-/// no longer than one save_iterate() call.
+/// no longer than one save_iterate() call. A "data" answer may live longer
+/// (`known_data`, kept across calls): a stale one only makes us read a page
+/// that is a hole again, never skip one that holds data. Without it, every
+/// call would SEEK_HOLE across the same long data run again (the kernel
+/// walks the run page by page: quadratic over a large populated RAM).
 class HoleFinder {
  public:
   /// `pagemap` is an open /proc/self/pagemap for anonymous regions, or -1;
-  /// `enabled` false reports no holes at all.
-  HoleFinder(const MemoryRegion& region, int pagemap, bool enabled)
-      : region_(region), pagemap_(pagemap), enabled_(enabled) {}
+  /// `enabled` false reports no holes at all; `known_data` is the region's
+  /// data extent learned by earlier calls ([first, second) pages).
+  HoleFinder(const MemoryRegion& region, int pagemap, bool enabled,
+             std::pair<uint64_t, uint64_t>& known_data)
+      : region_(region), pagemap_(pagemap), enabled_(enabled), known_data_(known_data) {}
 
   /// True when page `p` was never populated.
   bool is_hole(uint64_t p) {
+    if (p >= known_data_.first && p < known_data_.second) return false;
     if (p < begin_ || p >= end_) {
       if (!enabled_)
         set_extent(0, region_pages(region_), false);
@@ -85,6 +92,7 @@ class HoleFinder {
     uint64_t hole_page =
         hole < 0 ? pages : (static_cast<uint64_t>(hole - base) + kPageSize - 1) / kPageSize;
     set_extent(p, std::clamp(hole_page, p + 1, pages), false);
+    known_data_ = {begin_, end_};
   }
 
   // One pagemap entry (u64) per virtual page: bit 63 present, bit 62
@@ -109,6 +117,7 @@ class HoleFinder {
   const MemoryRegion& region_;
   int pagemap_;
   bool enabled_;
+  std::pair<uint64_t, uint64_t>& known_data_;
   uint64_t begin_ = 0;
   uint64_t end_ = 0;  ///< [begin_, end_) is known; empty at first
   bool hole_ = false;
@@ -134,6 +143,7 @@ RamMigratable::SourceState::SourceState(const GuestMemory& memory, bool skip_unp
     std::vector<uint64_t> all((pages + 63) / 64, ~uint64_t{0});
     if (pages % 64 != 0) all.back() = (uint64_t{1} << (pages % 64)) - 1;
     pending.push_back(std::move(all));
+    known_data.emplace_back(0, 0);
     sent_data.emplace_back((pages + 63) / 64, 0);
     pending_pages += pages;
   }
@@ -193,7 +203,7 @@ std::vector<RamMigratable::Run> RamMigratable::plan(Budget budget) {
     const uint64_t from = step == 0 ? s.cursor_page : 0;
     const uint64_t to = step == n ? s.cursor_page : region_pages(region);
     if (from >= to) continue;
-    HoleFinder holes(region, s.pagemap.get(), options_.skip_unpopulated);
+    HoleFinder holes(region, s.pagemap.get(), options_.skip_unpopulated, s.known_data[r]);
     // Runs never cross regions: the loader writes each through one mapping.
     const size_t region_first_run = runs.size();
     std::vector<uint64_t>& pending = s.pending[r];

@@ -162,7 +162,10 @@ class RamMigratable final : public Migratable {
     RegionBits sent_data;         ///< the destination may hold non-zero data there
     snapshot::PageSet collected;  ///< what DirtyPageSource::collect() fills, then ORed in
     UniqueFd pagemap;             ///< /proc/self/pagemap, for anonymous RAM
-    uint64_t pending_pages = 0;   ///< bits set in `pending`, kept up to date
+    /// Per region, pages known to hold data ([first, second)), kept across
+    /// calls (see HoleFinder in the .cpp).
+    std::vector<std::pair<uint64_t, uint64_t>> known_data;
+    uint64_t pending_pages = 0;  ///< bits set in `pending`, kept up to date
     size_t cursor_region = 0;
     uint64_t cursor_page = 0;
     bool final_collected = false;  ///< pending(final) ran: the VM is stopped
