@@ -259,7 +259,8 @@ void add_migrate_options(po::options_description& options) {
       ("auto-converge",
        "throttle the vCPUs when the guest dirties memory faster than it is sent")  //
       ("dirty-tracking", po::value<std::string>()->value_name("bitmap|ring"),      //
-       "how dirty pages are found: KVM dirty bitmap (default) or dirty ring")      //
+       "how dirty pages are found: KVM dirty bitmap (default) or dirty ring "      //
+       "(godwit refuses ring for now: its VMs are created without rings)")         //
       ("wait", "wait until the migration ends, showing progress; exit 0 only if it completed");
 }
 
