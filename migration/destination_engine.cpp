@@ -23,16 +23,6 @@ uint64_t us_since(Clock::time_point t) {
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t).count());
 }
 
-std::string mode_name(wire::SwitchoverAckMode mode) {
-  switch (mode) {
-    case wire::SwitchoverAckMode::off:
-      return "off";
-    case wire::SwitchoverAckMode::per_device:
-      return "per-device";
-  }
-  return "mode " + std::to_string(static_cast<int>(mode));
-}
-
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23  // Linux 5.14
 #endif
@@ -169,8 +159,8 @@ Result<void> MigrationDestination::receive(Connection& connection) {
   const wire::SetupMessage setup = TRY(wire::decode_setup(first));
   TRY_VOID(with_context(wire::check_compatible(setup.vm, vm_.describe()), "incompatible VM"));
   if (setup.switchover_ack_mode != tuning_.switchover_ack_mode) {
-    return fail("switchover-ack mode not agreed: source " + mode_name(setup.switchover_ack_mode) +
-                ", destination " + mode_name(tuning_.switchover_ack_mode));
+    return fail("switchover-ack mode not agreed: source " + wire::to_string(setup.switchover_ack_mode) +
+                ", destination " + wire::to_string(tuning_.switchover_ack_mode));
   }
   wire::SetupAccept accept;
   accept.features = setup.features & wire::kSupportedFeatures;

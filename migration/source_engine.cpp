@@ -175,18 +175,11 @@ Result<void> MigrationSource::Run::setup() {
   wire::Hello hello;
   hello.session_id = wire::new_session_id();
   hello.role = wire::ChannelRole::main;
-  // The hello exchange by hand (not wire::exchange_hello) so that waiting for
-  // the peer's answer can be cancelled and times out.
-  TRY_VOID(with_context(connection_.write_all(wire::encode_hello(hello)), "sending hello"));
+  // The hello in two halves so that waiting for the peer's answer can be
+  // cancelled and times out.
+  TRY_VOID(wire::send_hello(connection_, hello));
   TRY_VOID(await_readable("the destination's hello"));
-  std::array<uint8_t, wire::kHelloBytes> theirs_bytes;
-  TRY_VOID(with_context(connection_.read_exact(theirs_bytes), "reading the destination's hello"));
-  const wire::Hello theirs = TRY(with_context(wire::decode_hello(theirs_bytes), address.text()));
-  if (theirs.protocol_version != wire::kProtocolVersion) {
-    return fail(address.text() + ": protocol version: ours " +
-                std::to_string(wire::kProtocolVersion) + ", peer " +
-                std::to_string(theirs.protocol_version));
-  }
+  TRY(wire::receive_hello(connection_, hello));
   writer_.emplace(connection_);
   log::info("migration: connected to " + address.text() + ", session " +
             wire::session_text(hello.session_id));
@@ -215,8 +208,8 @@ Result<void> MigrationSource::Run::setup() {
   // different one is a failure now, never an ACK underflow or hang later.
   if (accept.switchover_ack_mode != setup.switchover_ack_mode) {
     return fail("switchover-ack mode not agreed: source " +
-                std::to_string(static_cast<int>(setup.switchover_ack_mode)) + ", destination " +
-                std::to_string(static_cast<int>(accept.switchover_ack_mode)));
+                wire::to_string(setup.switchover_ack_mode) + ", destination " +
+                wire::to_string(accept.switchover_ack_mode));
   }
   if ((accept.features & ~setup.features) != 0) {
     return fail("destination accepted features the source did not request");

@@ -490,10 +490,29 @@ Result<Frame> FrameReader::read() {
   return frame;
 }
 
+std::string to_string(SwitchoverAckMode mode) {
+  switch (mode) {
+    case SwitchoverAckMode::off:
+      return "off";
+    case SwitchoverAckMode::per_device:
+      return "per-device";
+  }
+  return "mode " + std::to_string(static_cast<int>(mode));
+}
+
 Result<Hello> exchange_hello(Connection& connection, const Hello& ours) {
+  TRY_VOID(send_hello(connection, ours));
+  return receive_hello(connection, ours);
+}
+
+Result<void> send_hello(Connection& connection, const Hello& ours) {
   auto bytes = encode_hello(ours);
   auto sent = connection.write_all(bytes);
   if (!sent) return fail(sent.error().context("sending hello"));
+  return {};
+}
+
+Result<Hello> receive_hello(Connection& connection, const Hello& ours) {
   std::array<uint8_t, kHelloBytes> theirs;
   auto got = connection.read_exact(theirs);
   if (!got) return fail(got.error().context("reading the peer's hello"));

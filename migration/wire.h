@@ -125,6 +125,8 @@ enum class SwitchoverAckMode : uint8_t {
   off = 0,         ///< no ACKs
   per_device = 1,  ///< reusable per-device ACKs carrying a device id and generation
 };
+/// "off", "per-device", or "mode N" for a value this code does not know.
+[[nodiscard]] std::string to_string(SwitchoverAckMode mode);
 
 /// One migratable piece of the VM and the section versions it handles.
 struct DeviceDescription {
@@ -260,5 +262,9 @@ class FrameReader {
 /// Sends our hello and reads the peer's; fails when the peer speaks another
 /// protocol version ("protocol version: ours 1, peer 2") or the magic is wrong.
 [[nodiscard]] Result<Hello> exchange_hello(Connection& connection, const Hello& ours);
+/// The two halves of exchange_hello(), for a caller that waits in between
+/// (cancellably, with a timeout) before it reads.
+[[nodiscard]] Result<void> send_hello(Connection& connection, const Hello& ours);
+[[nodiscard]] Result<Hello> receive_hello(Connection& connection, const Hello& ours);
 
 }  // namespace godwit::migration::wire
