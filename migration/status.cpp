@@ -111,7 +111,49 @@ Result<void> validate(const SendOptions& options) {
     return fail("max bandwidth " + std::to_string(*options.max_bandwidth_bytes_per_s) +
                 " B/s is below the minimum of 4096 B/s");
   }
+  if (options.channels > kMaxChannels) {
+    return fail("channels " + std::to_string(options.channels) + " is out of range 0.." +
+                std::to_string(kMaxChannels));
+  }
+  if (options.compression.codec != Codec::none && options.channels == 0) {
+    return fail("compression " + to_string(options.compression) +
+                " needs multifd channels (--channels N, N >= 1)");
+  }
+  if (options.compression.codec == Codec::zstd &&
+      (options.compression.level < 1 || options.compression.level > 19)) {
+    return fail("zstd level " + std::to_string(options.compression.level) +
+                " is out of range 1..19");
+  }
   return {};
+}
+
+std::string to_string(const Compression& compression) {
+  switch (compression.codec) {
+    case Codec::none:
+      return "none";
+    case Codec::zstd:
+      return "zstd:" + std::to_string(compression.level);
+  }
+  return "codec " + std::to_string(static_cast<int>(compression.codec));
+}
+
+Result<Compression> parse_compression(std::string_view text) {
+  if (text == "none") return Compression{};
+  if (text == "zstd") return Compression{Codec::zstd, 1};
+  if (text.starts_with("zstd:")) {
+    const std::string_view digits = text.substr(5);
+    int level = 0;
+    bool ok = !digits.empty() && digits.size() <= 2;
+    for (char c : digits) {
+      if (c < '0' || c > '9') ok = false;
+      level = level * 10 + (c - '0');
+    }
+    if (!ok || level < 1 || level > 19) {
+      return fail("compression \"" + std::string(text) + "\": zstd level must be 1..19");
+    }
+    return Compression{Codec::zstd, level};
+  }
+  return fail("compression \"" + std::string(text) + "\": expected none, zstd or zstd:LEVEL");
 }
 
 }  // namespace godwit::migration

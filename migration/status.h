@@ -57,6 +57,24 @@ enum class DirtyTracking { bitmap, ring };
 [[nodiscard]] std::string_view to_string(DirtyTracking tracking);
 [[nodiscard]] std::optional<DirtyTracking> parse_dirty_tracking(std::string_view name);
 
+/// How multifd channels compress page data.
+enum class Codec : uint8_t { none = 0, zstd = 1 };
+
+/// A codec and its level ("none", "zstd", "zstd:LEVEL").
+struct Compression {
+  Codec codec = Codec::none;
+  int level = 1;  ///< zstd: 1..19 (1, the default, is the fastest)
+
+  friend bool operator==(const Compression&, const Compression&) = default;
+};
+/// "none", or "zstd:LEVEL".
+[[nodiscard]] std::string to_string(const Compression& compression);
+/// Parses "none", "zstd" (level 1) or "zstd:LEVEL" (1..19); errors say what is wrong.
+[[nodiscard]] Result<Compression> parse_compression(std::string_view text);
+
+/// Most multifd channels one migration may open.
+inline constexpr uint32_t kMaxChannels = 64;
+
 /// Where the downtime went (all in microseconds; 0 when not reached).
 struct DowntimeBreakdown {
   uint64_t final_sync_us = 0;        ///< vCPU stop + final exact query (dirty harvest)
@@ -88,6 +106,10 @@ struct MigrationStatus {
   uint32_t throttle_percent = 0;        ///< auto-converge: share of vCPU time taken away
   DirtyTracking dirty_tracking = DirtyTracking::bitmap;
   uint32_t downtime_limit_ms = 0;
+  uint32_t channels = 0;       ///< multifd channels (0: pages travel on the main channel)
+  Compression compression;     ///< of the multifd channels
+  uint64_t multifd_bytes = 0;  ///< bytes sent on the multifd channels (part of transferred_bytes)
+  uint64_t uncompressed_bytes = 0;  ///< page bytes those channels carried, before compression
 };
 
 /// What `godwitctl migrate` / PUT /migration/send asks for.
@@ -97,10 +119,16 @@ struct SendOptions {
   std::optional<uint64_t> max_bandwidth_bytes_per_s;  ///< rate limit; none = unlimited
   bool auto_converge = false;                         ///< throttle vCPUs when not converging
   DirtyTracking dirty_tracking = DirtyTracking::bitmap;
+  /// Extra connections that carry RAM pages in parallel (0: none, pages go
+  /// on the main channel); at most kMaxChannels.
+  uint32_t channels = 0;
+  /// Compression on those channels (needs channels >= 1).
+  Compression compression;
 };
 
 /// Checks ranges: downtime limit 1..600000 ms, bandwidth >= 4096 B/s when
-/// given, a uri that parse_address() accepts (checked by the caller).
+/// given, channels 0..kMaxChannels, compression only with channels, a uri that parse_address()
+/// accepts (checked by the caller).
 [[nodiscard]] Result<void> validate(const SendOptions& options);
 
 }  // namespace godwit::migration
