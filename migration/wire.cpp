@@ -30,7 +30,7 @@ constexpr TypeName kTypeNames[] = {
     {FrameType::cancel, "CANCEL"},     {FrameType::setup_accept, "SETUP_ACCEPT"},
     {FrameType::pong, "PONG"},         {FrameType::switchover_ack, "SWITCHOVER_ACK"},
     {FrameType::error, "ERROR"},       {FrameType::loaded, "LOADED"},
-    {FrameType::resumed, "RESUMED"},
+    {FrameType::resumed, "RESUMED"},   {FrameType::flush, "FLUSH"},
 };
 
 bool is_known_type(uint16_t type) {
@@ -292,6 +292,10 @@ std::vector<uint8_t> encode_setup(const SetupMessage& message) {
   w.u64(message.features);
   w.u8(static_cast<uint8_t>(message.switchover_ack_mode));
   write_vm(w, message.vm);
+  if ((message.features & kFeatureMultifd) != 0) {
+    w.u32(message.multifd_channels);
+    w.u8(static_cast<uint8_t>(message.multifd_codec));
+  }
   return std::move(w).take();
 }
 
@@ -344,6 +348,17 @@ Result<SetupMessage> decode_setup(const Frame& frame) {
   m.features = TRY(r.u64());
   m.switchover_ack_mode = TRY(read_mode(r));
   m.vm = TRY(read_vm(r));
+  if ((m.features & kFeatureMultifd) != 0) {
+    const size_t at = r.offset();
+    m.multifd_channels = TRY(r.u32());
+    if (m.multifd_channels < 1 || m.multifd_channels > kMaxChannels)
+      return r.error_at(at, "multifd channel count " + std::to_string(m.multifd_channels) +
+                                " is out of range 1.." + std::to_string(kMaxChannels));
+    const uint8_t codec = TRY(r.u8());
+    if (codec > static_cast<uint8_t>(Codec::zstd))
+      return r.error_at(at + 4, "unknown multifd codec " + std::to_string(codec));
+    m.multifd_codec = static_cast<Codec>(codec);
+  }
   TRY_VOID(r.expect_end());
   return m;
 }
@@ -369,7 +384,8 @@ Result<SectionFrame> decode_section(const Frame& frame) {
 }
 
 Result<uint32_t> decode_u32(const Frame& frame) {
-  TRY_VOID(expect_type(frame, {FrameType::ping, FrameType::pong, FrameType::round}));
+  TRY_VOID(
+      expect_type(frame, {FrameType::ping, FrameType::pong, FrameType::round, FrameType::flush}));
   TRY_VOID(expect_size(frame, 4));
   return static_cast<uint32_t>(get_le(frame.payload.data(), 4));
 }

@@ -11,6 +11,11 @@
 //     |                                                       |  does not speak, naming both)
 //     |-- SETUP(features, switchover-ack mode, VM desc) ----->| compare with its own VM (R34,
 //     |<-------- SETUP_ACCEPT(features, mode) | ERROR(text) --|  layout, vCPUs, TSC, devices)
+//     |== multifd channels (SETUP asked for N): N more connections, each
+//     |   hello(role multifd, same session id, index i), answered by the
+//     |   destination's hello; RAM pages then travel on them as packets
+//     |   (migration/multifd_packet.h), every dirty sync ends a round with a
+//     |   SYNC packet on each channel and FLUSH(round) here ==============|
 //     |   [state active; dirty tracking on]                   |
 //     |-- SECTION(ram[0], v, runs) ... ROUND(n) ... --------->| load in place
 //     |-- PING(v) ------------------------------------------->|
@@ -48,6 +53,7 @@
 
 #include "base/result.h"
 #include "migration/section.h"
+#include "migration/status.h"
 #include "migration/transport.h"
 
 namespace godwit::migration::wire {
@@ -92,6 +98,7 @@ enum class FrameType : uint16_t {
   complete = 0x0005,
   go = 0x0006,
   cancel = 0x0007,
+  flush = 0x0008,  ///< multifd: every channel has sent SYNC(round); apply nothing later first
   setup_accept = 0x0101,
   pong = 0x0102,
   switchover_ack = 0x0103,
@@ -116,9 +123,10 @@ struct Frame {
 /// Feature bits of SETUP / SETUP_ACCEPT.
 enum Feature : uint64_t {
   kFeatureSwitchoverAck = 1u << 0,  ///< the destination may hold switchover (R26, R34)
+  kFeatureMultifd = 1u << 1,        ///< RAM pages on extra channels (SETUP carries count, codec)
 };
 /// Features this build can do.
-inline constexpr uint64_t kSupportedFeatures = kFeatureSwitchoverAck;
+inline constexpr uint64_t kSupportedFeatures = kFeatureSwitchoverAck | kFeatureMultifd;
 
 /// Switchover-ack mode, agreed explicitly at setup (R34).
 enum class SwitchoverAckMode : uint8_t {
@@ -168,6 +176,11 @@ struct SetupMessage {
   uint64_t features = 0;  ///< requested
   SwitchoverAckMode switchover_ack_mode = SwitchoverAckMode::off;
   VmDescription vm;
+  /// With kFeatureMultifd only (then on the wire after `vm`: channels u32 |
+  /// codec u8; channels 1..kMaxChannels): the channels the source will open
+  /// and the codec of their packets. Without it both stay 0 / none.
+  uint32_t multifd_channels = 0;
+  Codec multifd_codec = Codec::none;
 
   friend bool operator==(const SetupMessage&, const SetupMessage&) = default;
 };
@@ -199,7 +212,7 @@ struct SwitchoverAck {
 [[nodiscard]] std::vector<uint8_t> encode_setup_accept(const SetupAccept& message);
 /// The SECTION frame's leading bytes; the section payload is appended after them.
 [[nodiscard]] std::vector<uint8_t> encode_section_header(const SectionHeader& header);
-[[nodiscard]] std::vector<uint8_t> encode_u32(uint32_t value);  ///< PING, PONG, ROUND
+[[nodiscard]] std::vector<uint8_t> encode_u32(uint32_t value);  ///< PING, PONG, ROUND, FLUSH
 [[nodiscard]] std::vector<uint8_t> encode_u64(uint64_t value);  ///< LOADED, RESUMED
 [[nodiscard]] std::vector<uint8_t> encode_text(std::string_view text);  ///< ERROR, CANCEL
 [[nodiscard]] std::vector<uint8_t> encode_switchover_ack(const SwitchoverAck& ack);

@@ -318,7 +318,8 @@ TEST(Frame, TypeNamesAndDirections) {
   EXPECT_EQ(frame_type_name(0x0199), "type 0x0199");
   EXPECT_TRUE(is_main_channel_type(0x0001));
   EXPECT_FALSE(is_main_channel_type(0x0101));
-  EXPECT_FALSE(is_main_channel_type(0x0008));
+  EXPECT_TRUE(is_main_channel_type(0x0008));  // FLUSH
+  EXPECT_FALSE(is_main_channel_type(0x0009));
   EXPECT_TRUE(is_return_path_type(0x0106));
   EXPECT_FALSE(is_return_path_type(0x0107));
   EXPECT_FALSE(is_return_path_type(0x0003));
@@ -348,6 +349,32 @@ TEST_F(MessageRoundTrip, Setup) {  // R34: the mode and features travel explicit
   EXPECT_EQ(decode_setup(pass(FrameType::setup, encode_setup(empty))).value(), empty);
 }
 
+TEST_F(MessageRoundTrip, SetupWithMultifdCarriesChannelsAndCodec) {
+  SetupMessage m{kFeatureMultifd, SwitchoverAckMode::off, sample_vm(), 8, Codec::zstd};
+  const Bytes payload = encode_setup(m);
+  EXPECT_EQ(payload.size(), encode_setup({0, SwitchoverAckMode::off, sample_vm()}).size() + 5);
+  EXPECT_EQ(decode_setup(pass(FrameType::setup, payload)).value(), m);
+  // Without the feature bit the fields do not travel.
+  SetupMessage plain{0, SwitchoverAckMode::off, sample_vm(), 8, Codec::zstd};
+  const SetupMessage back = decode_setup(pass(FrameType::setup, encode_setup(plain))).value();
+  EXPECT_EQ(back.multifd_channels, 0u);
+  EXPECT_EQ(back.multifd_codec, Codec::none);
+}
+
+TEST(Decoders, SetupWithABadMultifdCountOrCodecFails) {
+  SetupMessage m{kFeatureMultifd, SwitchoverAckMode::off, {}, 0, Codec::none};
+  std::string err = error_of(decode_setup(frame(FrameType::setup, encode_setup(m))));
+  EXPECT_NE(err.find("multifd channel count 0 is out of range 1..64"), std::string::npos) << err;
+  m.multifd_channels = 65;
+  err = error_of(decode_setup(frame(FrameType::setup, encode_setup(m))));
+  EXPECT_NE(err.find("multifd channel count 65"), std::string::npos) << err;
+  m.multifd_channels = 2;
+  Bytes payload = encode_setup(m);
+  payload.back() = 9;
+  err = error_of(decode_setup(frame(FrameType::setup, payload)));
+  EXPECT_NE(err.find("unknown multifd codec 9"), std::string::npos) << err;
+}
+
 TEST_F(MessageRoundTrip, SetupAccept) {
   SetupAccept m{kFeatureSwitchoverAck, SwitchoverAckMode::per_device};
   Bytes payload = encode_setup_accept(m);
@@ -375,6 +402,7 @@ TEST_F(MessageRoundTrip, Numbers) {
   EXPECT_EQ(decode_u32(pass(FrameType::ping, encode_u32(42))).value(), 42u);
   EXPECT_EQ(decode_u32(pass(FrameType::pong, encode_u32(0xffffffff))).value(), 0xffffffffu);
   EXPECT_EQ(decode_u32(pass(FrameType::round, encode_u32(3))).value(), 3u);
+  EXPECT_EQ(decode_u32(pass(FrameType::flush, encode_u32(5))).value(), 5u);
   EXPECT_EQ(decode_u64(pass(FrameType::loaded, encode_u64(1234567890123))).value(), 1234567890123u);
   EXPECT_EQ(decode_u64(pass(FrameType::resumed, encode_u64(7))).value(), 7u);
 }
@@ -472,7 +500,7 @@ TEST(Decoders, RejectTheWrongType) {
   EXPECT_EQ(error_of(decode_section(frame(FrameType::ping, encode_u32(1)))),
             "SECTION: got a PING frame");
   EXPECT_EQ(error_of(decode_u32(frame(FrameType::loaded, encode_u32(1)))),
-            "PING or PONG or ROUND: got a LOADED frame");
+            "PING or PONG or ROUND or FLUSH: got a LOADED frame");
 }
 
 TEST(Decoders, SectionHeaderCutShortNamesSection) {
