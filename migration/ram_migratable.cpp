@@ -194,6 +194,7 @@ std::vector<RamMigratable::Run> RamMigratable::plan(Budget budget) {
   std::vector<Run> runs;
   uint64_t payload = 4;  // run count
   uint64_t scanned = 0;
+  uint64_t taken = 0;
   const size_t n = regions.size();
   // Regions in order from the cursor, wrapping around to just before it, so
   // pages re-dirtied behind the cursor cannot starve those ahead of it.
@@ -235,12 +236,13 @@ std::vector<RamMigratable::Run> RamMigratable::plan(Budget budget) {
                              open->gpa + uint64_t{open->pages} * kPageSize == gpa &&
                              open->pages < std::numeric_limits<uint32_t>::max();
         const uint64_t cost = (extends ? 0 : kRunHeaderBytes) + (zero ? 0 : kPageSize);
-        if (payload + cost > budget.payload_bytes && !runs.empty()) {
+        if ((payload + cost > budget.payload_bytes && !runs.empty()) || taken >= budget.max_pages) {
           s.cursor_region = r;
           s.cursor_page = p;
           return runs;
         }
         payload += cost;
+        ++taken;
         clear_bit(pending, p);
         --s.pending_pages;
         if (zero) {
@@ -293,6 +295,61 @@ Result<void> RamMigratable::save_complete(SectionWriter& out) {
   std::vector<Run> runs = plan({.payload_bytes = std::numeric_limits<uint64_t>::max(),
                                 .scan_pages = std::numeric_limits<uint64_t>::max()});
   return emit(runs, out);
+}
+
+Result<bool> RamMigratable::plan_pages(uint64_t max_pages, PagePlan& out) {
+  out.clear();
+  SourceState& s = source();
+  const std::vector<Run> runs = plan({.payload_bytes = std::numeric_limits<uint64_t>::max(),
+                                      .scan_pages = options_.max_scan_bytes / kPageSize,
+                                      .max_pages = std::max<uint64_t>(max_pages, 1)});
+  for (const Run& run : runs) {
+    std::vector<uint64_t>& list = run.kind == kDataRun ? out.data : out.zero;
+    for (uint32_t p = 0; p < run.pages; ++p) list.push_back(run.gpa + uint64_t{p} * kPageSize);
+  }
+  return s.pending_pages == 0;
+}
+
+Result<void> RamMigratable::copy_pages(std::span<const uint64_t> gpas,
+                                       std::span<uint8_t> out) const {
+  if (out.size() != gpas.size() * kPageSize)
+    return fail(key().name() + ": copy_pages of " + std::to_string(gpas.size()) + " pages into " +
+                std::to_string(out.size()) + " bytes");
+  for (size_t i = 0; i < gpas.size(); ++i) {
+    // Copied while the guest may write it (see the top of this file).
+    std::span<uint8_t> page = TRY(memory_.host_span(gpas[i], kPageSize));
+    std::memcpy(out.data() + i * kPageSize, page.data(), kPageSize);
+  }
+  return {};
+}
+
+Result<void> RamMigratable::load_pages(std::span<const uint64_t> data_gpas,
+                                       std::span<const uint8_t> data,
+                                       std::span<const uint64_t> zero_gpas) {
+  if (data.size() != data_gpas.size() * kPageSize)
+    return fail(key().name() + ": " + std::to_string(data_gpas.size()) + " data pages but " +
+                std::to_string(data.size()) + " bytes of page data");
+  // Every address first, so a bad packet leaves RAM as it was.
+  for (std::span<const uint64_t> list : {data_gpas, zero_gpas}) {
+    for (uint64_t gpa : list) {
+      const MemoryRegion* region = memory_.find_region(gpa);
+      if (gpa % kPageSize != 0 || region == nullptr || !region->contains(gpa, kPageSize))
+        return fail(key().name() + ": page " + hex_u64(gpa) +
+                    (gpa % kPageSize != 0 ? " is not page aligned"
+                                          : " is outside guest RAM " + describe_ram(memory_)));
+    }
+  }
+  for (size_t i = 0; i < data_gpas.size(); ++i) {
+    std::span<uint8_t> target = TRY(memory_.host_span(data_gpas[i], kPageSize));
+    std::memcpy(target.data(), data.data() + i * kPageSize, kPageSize);
+    memory_.mark_dirty(data_gpas[i], kPageSize);
+  }
+  for (uint64_t gpa : zero_gpas) {
+    std::span<uint8_t> target = TRY(memory_.host_span(gpa, kPageSize));
+    std::memset(target.data(), 0, kPageSize);
+    memory_.mark_dirty(gpa, kPageSize);
+  }
+  return {};
 }
 
 Result<void> RamMigratable::load(SectionReader& in, uint32_t version) {

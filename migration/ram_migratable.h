@@ -46,7 +46,9 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "base/result.h"
@@ -85,6 +87,18 @@ struct RamOptions {
   /// false while a userfaultfd lazy restore is still filling this RAM: its
   /// missing pages look unpopulated but are not zero.
   bool skip_unpopulated = true;
+};
+
+/// Pages chosen for one multifd packet (source): guest-physical addresses of
+/// pages to send with their data, and of pages to send as zero.
+struct PagePlan {
+  std::vector<uint64_t> data;
+  std::vector<uint64_t> zero;
+  [[nodiscard]] size_t pages() const { return data.size() + zero.size(); }
+  void clear() {
+    data.clear();
+    zero.clear();
+  }
 };
 
 /// What the source has done since the last cleanup() (for statistics and tests).
@@ -134,6 +148,32 @@ class RamMigratable final : public Migratable {
   /// kind, its data present, nothing after the last run) before writing any
   /// byte, then writes the runs and marks them in the VMM dirty bitmap.
   [[nodiscard]] Result<void> load(SectionReader& in, uint32_t version) override;
+
+  // --- multifd (migration/multifd.h): pages move as packets on parallel
+  // channels instead of as sections; the planning, zero handling and
+  // accounting are the same as save_iterate()'s.
+
+  /// Source: picks up to `max_pages` pending pages (data and zero, within the
+  /// scan budget) into `out` (cleared first), removing them from the pending
+  /// set exactly as save_iterate() would send them; true when nothing is
+  /// left pending. The data pages are read later, by copy_pages(): that is
+  /// safe for the same reason save_iterate()'s read is (see the top of this
+  /// file), because the read still happens after the collect that made them
+  /// pending. After the final query it drains the stop-and-copy backlog.
+  [[nodiscard]] Result<bool> plan_pages(uint64_t max_pages, PagePlan& out);
+  /// Source: copies the pages at `gpas` into `out` (gpas.size() * 4096
+  /// bytes), in order. Reads guest memory only; callable from any thread.
+  [[nodiscard]] Result<void> copy_pages(std::span<const uint64_t> gpas,
+                                        std::span<uint8_t> out) const;
+  /// Destination: checks every address (page aligned, inside RAM) before
+  /// writing anything, then writes the data pages (`data` holds them in
+  /// order, 4096 bytes each), zeroes the zero pages, and marks both in the
+  /// VMM dirty bitmap like load(). Callable from several threads at once for
+  /// disjoint pages (the multifd rounds guarantee it).
+  [[nodiscard]] Result<void> load_pages(std::span<const uint64_t> data_gpas,
+                                        std::span<const uint8_t> data,
+                                        std::span<const uint64_t> zero_gpas);
+
   /// Drops the source's page sets; the next source call starts a new first
   /// round against a new (zeroed) destination.
   [[nodiscard]] Result<void> cleanup(bool success) override;
@@ -174,6 +214,7 @@ class RamMigratable final : public Migratable {
   struct Budget {
     uint64_t payload_bytes;
     uint64_t scan_pages;
+    uint64_t max_pages = std::numeric_limits<uint64_t>::max();  ///< pages taken (data or zero)
   };
 
   /// The source state, created (every page pending) on first use.

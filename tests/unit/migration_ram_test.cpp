@@ -305,6 +305,76 @@ TEST_P(RamMigration, PageZeroedAfterItWasSentArrivesAsZero) {
   EXPECT_EQ(describe(first_difference(*src_mem, *dst_mem)), "equal");
 }
 
+/// One multifd packet's worth through plan_pages() / copy_pages() /
+/// load_pages(); returns done.
+bool packet_into(RamMigratable& src, RamMigratable& dst, uint64_t max_pages,
+                 PagePlan* seen = nullptr) {
+  PagePlan plan;
+  auto done = src.plan_pages(max_pages, plan);
+  EXPECT_TRUE(done) << done.error().message;
+  EXPECT_LE(plan.pages(), max_pages);
+  std::vector<uint8_t> data(plan.data.size() * kPageSize);
+  auto copied = src.copy_pages(plan.data, data);
+  EXPECT_TRUE(copied) << copied.error().message;
+  auto loaded = dst.load_pages(plan.data, data, plan.zero);
+  EXPECT_TRUE(loaded) << loaded.error().message;
+  if (seen != nullptr) *seen = plan;
+  return done && *done;
+}
+
+TEST_P(RamMigration, PagePlansMoveRamLikeSectionsAndRespectThePageLimit) {
+  const uint64_t pages = 512;
+  auto src_mem = memory(pages * kPageSize);
+  auto dst_mem = memory(pages * kPageSize);
+  ASSERT_TRUE(src_mem && dst_mem);
+  for (uint64_t p = 0; p < pages; p += 3) guest_fill(*src_mem, p * kPageSize, 5);
+  FakeDirtySource dirty, unused;
+  RamMigratable src(*src_mem, dirty), dst(*dst_mem, unused);
+
+  int calls = 0;
+  for (bool done = false; !done; ++calls) {
+    ASSERT_LT(calls, 100);
+    done = packet_into(src, dst, 16);
+  }
+  EXPECT_EQ(calls, (171 + 15) / 16) << "171 data pages, 16 a packet";
+  EXPECT_EQ(src.stats().data_pages, 171u);
+  EXPECT_EQ(describe(first_difference(*src_mem, *dst_mem)), "equal");
+
+  // A page zeroed after it was sent goes in the zero list; one zero all
+  // along is skipped; a rewritten one goes as data.
+  guest_zero(*src_mem, 3 * kPageSize);
+  guest_fill(*src_mem, 6 * kPageSize, 77);
+  for (uint64_t p : {3, 4, 6}) dirty.mark(p * kPageSize);
+  ASSERT_TRUE(src.pending(PendingQuery::final));
+  PagePlan plan;
+  EXPECT_TRUE(packet_into(src, dst, 16, &plan));
+  EXPECT_EQ(plan.data, std::vector<uint64_t>{6 * kPageSize});
+  EXPECT_EQ(plan.zero, std::vector<uint64_t>{3 * kPageSize});
+  EXPECT_EQ(describe(first_difference(*src_mem, *dst_mem)), "equal");
+  SectionWriter rest;
+  ASSERT_TRUE(src.save_complete(rest));
+  EXPECT_EQ(rest.size(), 4u) << "nothing left for stop-and-copy after the drain";
+}
+
+TEST(RamMigrationPages, LoadPagesChecksEveryAddressBeforeWritingAny) {
+  auto mem = test::make_guest_memory(64 * kPageSize, MemoryBacking::memfd);
+  ASSERT_TRUE(mem);
+  FakeDirtySource unused;
+  RamMigratable dst(*mem, unused);
+  std::vector<uint8_t> data(2 * kPageSize, 0xab);
+  const std::vector<uint64_t> outside = {0, 64 * kPageSize};
+  EXPECT_THAT(message(dst.load_pages(outside, data, {})), HasSubstr("outside guest RAM"));
+  EXPECT_TRUE(page_is_zero(*mem, 0)) << "the good page before the bad one was not written";
+  const std::vector<uint64_t> misaligned = {kPageSize + 8};
+  EXPECT_THAT(message(dst.load_pages({}, {}, misaligned)), HasSubstr("not page aligned"));
+  const std::vector<uint64_t> one = {0};
+  EXPECT_THAT(message(dst.load_pages(one, data, {})), HasSubstr("1 data pages but 8192 bytes"));
+  ASSERT_TRUE(dst.load_pages(std::span(outside).first(1), std::span(data).first(kPageSize), {}));
+  EXPECT_FALSE(page_is_zero(*mem, 0));
+  ASSERT_TRUE(dst.load_pages({}, {}, one));
+  EXPECT_TRUE(page_is_zero(*mem, 0));
+}
+
 // R11, R12, R19, R21: estimates never collect, exact and final collect once
 // each, save_complete() never; the final query moves RAM to stop-copy bytes.
 TEST_P(RamMigration, PendingReportsPerQueryKindAndOnlyExactQueriesCollect) {
