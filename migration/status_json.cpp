@@ -65,6 +65,10 @@ nlohmann::json to_json(const MigrationStatus& status) {
       {"throttle_percent", status.throttle_percent},
       {"dirty_tracking", std::string(to_string(status.dirty_tracking))},
       {"downtime_limit_ms", status.downtime_limit_ms},
+      {"channels", status.channels},
+      {"compression", to_string(status.compression)},
+      {"multifd_bytes", status.multifd_bytes},
+      {"uncompressed_bytes", status.uncompressed_bytes},
   };
   if (!status.error.empty()) j["error"] = status.error;
   return j;
@@ -99,10 +103,30 @@ Result<SendOptions> parse_send_request(const nlohmann::json& request) {
                            value.dump() + ")");
       }
       options.dirty_tracking = *tracking;
+    } else if (key == "channels") {
+      // Range-checked here rather than only in validate(): a huge number must
+      // not wrap when narrowed to uint32_t and slip under the limit.
+      const uint64_t channels =
+          TRY(unsigned_member(key, value, std::numeric_limits<uint64_t>::max()));
+      if (channels > kMaxChannels) {
+        return bad_request("\"channels\" " + std::to_string(channels) + " is out of range 0.." +
+                           std::to_string(kMaxChannels));
+      }
+      options.channels = static_cast<uint32_t>(channels);
+    } else if (key == "compression") {
+      if (!value.is_string()) {
+        return bad_request(
+            "\"compression\" must be a string: \"none\", \"zstd\" or "
+            "\"zstd:LEVEL\" (got " +
+            value.dump() + ")");
+      }
+      auto compression = parse_compression(value.get<std::string>());
+      if (!compression) return bad_request(compression.error().message);
+      options.compression = *compression;
     } else {
       return bad_request("unknown member \"" + key +
                          "\" (known: uri, downtime_limit_ms, max_bandwidth, auto_converge, "
-                         "dirty_tracking)");
+                         "dirty_tracking, channels, compression)");
     }
   }
   if (!have_uri) return bad_request("\"uri\" is required (tcp:HOST:PORT or unix:PATH)");

@@ -31,7 +31,11 @@
 //     "iterations": 4,                   dirty syncs, the final one included
 //     "throttle_percent": 0,             auto-converge
 //     "dirty_tracking": "bitmap",        "bitmap" | "ring"
-//     "downtime_limit_ms": 300
+//     "downtime_limit_ms": 300,
+//     "channels": 4,                     multifd channels (0: pages on the main channel)
+//     "compression": "zstd:1",           "none" | "zstd:LEVEL" (to_string(Compression))
+//     "multifd_bytes": 268435456,        sent on the multifd channels (part of transferred)
+//     "uncompressed_bytes": 1073741824   page bytes they carried, before compression
 //   }
 //
 // Send request (PUT /migration/send):
@@ -40,7 +44,10 @@
 //    "downtime_limit_ms": 300,               unsigned, 1..600000
 //    "max_bandwidth": 104857600,             unsigned bytes/s, >= 4096; absent = unlimited
 //    "auto_converge": false,
-//    "dirty_tracking": "bitmap" | "ring"}
+//    "dirty_tracking": "bitmap" | "ring",
+//    "channels": 4,                          unsigned, 0..kMaxChannels (64); 0 = no multifd
+//    "compression": "none" | "zstd" | "zstd:LEVEL"}   level 1..19 ("zstd" = 1); needs
+//                                            channels >= 1
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -1,7 +1,7 @@
 // The migration status document and the send-request parse
 // (migration/status_json.h): every key of the documented layout, R1 state
-// names as strings, the error key (R56), and the refusals of malformed
-// requests with the member they name.
+// names as strings, the error key (R56), the multifd members (issue 6), and
+// the refusals of malformed requests with the member they name.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -38,6 +38,10 @@ MigrationStatus sample_status() {
   s.throttle_percent = 20;
   s.dirty_tracking = DirtyTracking::ring;
   s.downtime_limit_ms = 300;
+  s.channels = 4;
+  s.compression = {Codec::zstd, 3};
+  s.multifd_bytes = 268435456;
+  s.uncompressed_bytes = 1048576000;
   return s;
 }
 
@@ -68,6 +72,10 @@ TEST(MigrationStatusJson, EveryDocumentedKey) {
       {"throttle_percent", 20},
       {"dirty_tracking", "ring"},
       {"downtime_limit_ms", 300},
+      {"channels", 4},
+      {"compression", "zstd:3"},
+      {"multifd_bytes", 268435456},
+      {"uncompressed_bytes", 1048576000},
   };
   EXPECT_EQ(j, expected) << j.dump(2);
   EXPECT_FALSE(j.contains("error")) << "an empty error is omitted";
@@ -82,6 +90,11 @@ TEST(MigrationStatusJson, ErrorIsShownWhenSet) {  // R56
   EXPECT_EQ(j["error"], "Failed to stop the VM");
   EXPECT_EQ(j["role"], "none");
   EXPECT_EQ(j["downtime"]["final_sync_ms"], 0.0);
+  // Without multifd the keys are still there, with "none".
+  EXPECT_EQ(j["channels"], 0);
+  EXPECT_EQ(j["compression"], "none");
+  EXPECT_EQ(j["multifd_bytes"], 0);
+  EXPECT_EQ(j["uncompressed_bytes"], 0);
 }
 
 TEST(MigrationStatusJson, StatesAreTheirR1Names) {  // R1
@@ -105,6 +118,8 @@ TEST(MigrationSendRequest, DefaultsWithOnlyAUri) {
   EXPECT_FALSE(options->max_bandwidth_bytes_per_s);
   EXPECT_FALSE(options->auto_converge);
   EXPECT_EQ(options->dirty_tracking, DirtyTracking::bitmap);
+  EXPECT_EQ(options->channels, 0u);
+  EXPECT_EQ(options->compression, Compression{});
 }
 
 TEST(MigrationSendRequest, EveryMember) {
@@ -112,13 +127,40 @@ TEST(MigrationSendRequest, EveryMember) {
                                      {"downtime_limit_ms", 50},
                                      {"max_bandwidth", 104857600},
                                      {"auto_converge", true},
-                                     {"dirty_tracking", "ring"}});
+                                     {"dirty_tracking", "ring"},
+                                     {"channels", 8},
+                                     {"compression", "zstd:5"}});
   ASSERT_TRUE(options) << options.error().message;
   EXPECT_EQ(options->uri, "unix:/run/m.sock");
   EXPECT_EQ(options->downtime_limit_ms, 50u);
   EXPECT_EQ(options->max_bandwidth_bytes_per_s, 104857600u);
   EXPECT_TRUE(options->auto_converge);
   EXPECT_EQ(options->dirty_tracking, DirtyTracking::ring);
+  EXPECT_EQ(options->channels, 8u);
+  EXPECT_EQ(options->compression, (Compression{Codec::zstd, 5}));
+}
+
+TEST(MigrationSendRequest, MultifdChannelsAndCompression) {
+  // Channels alone: multifd without compression.
+  auto plain = parse_send_request(nlohmann::json::parse(R"({"uri": "tcp:h:1", "channels": 2})"));
+  ASSERT_TRUE(plain) << plain.error().message;
+  EXPECT_EQ(plain->channels, 2u);
+  EXPECT_EQ(plain->compression.codec, Codec::none);
+  // "zstd" alone is level 1; "none" is accepted with or without channels.
+  auto zstd = parse_send_request({{"uri", "tcp:h:1"}, {"channels", 1}, {"compression", "zstd"}});
+  ASSERT_TRUE(zstd) << zstd.error().message;
+  EXPECT_EQ(zstd->compression, (Compression{Codec::zstd, 1}));
+  auto none = parse_send_request({{"uri", "tcp:h:1"}, {"compression", "none"}});
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_EQ(none->channels, 0u);
+  EXPECT_EQ(none->compression.codec, Codec::none);
+  // The edges of both ranges.
+  auto widest =
+      parse_send_request({{"uri", "tcp:h:1"}, {"channels", 64}, {"compression", "zstd:19"}});
+  ASSERT_TRUE(widest) << widest.error().message;
+  EXPECT_EQ(widest->channels, kMaxChannels);
+  EXPECT_EQ(widest->compression.level, 19);
+  EXPECT_TRUE(parse_send_request({{"uri", "tcp:h:1"}, {"channels", 0}}));
 }
 
 /// The parse fails with EINVAL and a message containing `names`.
@@ -145,6 +187,27 @@ TEST(MigrationSendRequest, RefusalsNameTheMember) {
   expect_refused({{"uri", "tcp:h:1"}, {"dirty_tracking", "pml"}}, "\"dirty_tracking\"");
   expect_refused({{"uri", "tcp:h:1"}, {"dirty_tracking", true}}, "\"dirty_tracking\"");
   expect_refused({{"uri", "tcp:h:1"}, {"bandwidth", 1}}, "unknown member \"bandwidth\"");
+  expect_refused({{"uri", "tcp:h:1"}, {"bandwidth", 1}}, "channels, compression)");
+  expect_refused({{"uri", "tcp:h:1"}, {"channels", -1}}, "\"channels\" must not be negative");
+  expect_refused({{"uri", "tcp:h:1"}, {"channels", "4"}},
+                 "\"channels\" must be a non-negative integer");
+  expect_refused({{"uri", "tcp:h:1"}, {"channels", 2.0}},
+                 "\"channels\" must be a non-negative integer");
+  expect_refused({{"uri", "tcp:h:1"}, {"channels", true}}, "\"channels\"");
+  expect_refused({{"uri", "tcp:h:1"}, {"channels", 65}}, "\"channels\" 65 is out of range 0..64");
+  // 2^32 + 1 would be 1 once narrowed to 32 bits: it must be refused, not wrap.
+  expect_refused({{"uri", "tcp:h:1"}, {"channels", (uint64_t{1} << 32) + 1}},
+                 "\"channels\" 4294967297 is out of range 0..64");
+  expect_refused({{"uri", "tcp:h:1"}, {"channels", 1}, {"compression", 3}},
+                 "\"compression\" must be a string");
+  expect_refused({{"uri", "tcp:h:1"}, {"channels", 1}, {"compression", nullptr}},
+                 "\"compression\" must be a string");
+  expect_refused({{"uri", "tcp:h:1"}, {"channels", 1}, {"compression", "lz4"}},
+                 "expected none, zstd or zstd:LEVEL");
+  for (const char* level : {"zstd:0", "zstd:20", "zstd:", "zstd:x", "zstd:-1", "zstd:100"}) {
+    expect_refused({{"uri", "tcp:h:1"}, {"channels", 1}, {"compression", level}},
+                   "zstd level must be 1..19");
+  }
   // As parsed from a request body (non-negative numbers arrive unsigned there).
   expect_refused(nlohmann::json::parse(R"({"uri": "tcp:h:1", "max_bandwidth": -5})"),
                  "\"max_bandwidth\" must not be negative");
@@ -163,6 +226,10 @@ TEST(MigrationSendRequest, ValidateRuns) {
   expect_refused({{"uri", "tcp:h:1"}, {"max_bandwidth", 4095}}, "below the minimum");
   EXPECT_TRUE(parse_send_request({{"uri", "tcp:h:1"}, {"max_bandwidth", 4096}}));
   EXPECT_TRUE(parse_send_request({{"uri", "tcp:h:1"}, {"downtime_limit_ms", 600000}}));
+  // Compression travels on the multifd channels, so it needs at least one.
+  expect_refused({{"uri", "tcp:h:1"}, {"compression", "zstd"}}, "needs multifd channels");
+  expect_refused({{"uri", "tcp:h:1"}, {"channels", 0}, {"compression", "zstd:3"}},
+                 "compression zstd:3 needs multifd channels");
 }
 
 }  // namespace

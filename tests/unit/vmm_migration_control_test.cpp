@@ -83,6 +83,10 @@ TEST(SourceMigrationControl, MalformedRequestsAre400AndStartNothing) {
            nlohmann::json{{"uri", "tcp:127.0.0.1:1"}, {"downtime_limit_ms", -5}},
            nlohmann::json{{"uri", "ftp://host"}},  // bad address
            nlohmann::json{{"uri", "tcp:host:99999"}},
+           // multifd: too many channels, compression without channels, unknown codec
+           nlohmann::json{{"uri", "tcp:127.0.0.1:1"}, {"channels", 65}},
+           nlohmann::json{{"uri", "tcp:127.0.0.1:1"}, {"compression", "zstd"}},
+           nlohmann::json{{"uri", "tcp:127.0.0.1:1"}, {"channels", 2}, {"compression", "lz4"}},
        }) {
     auto r = control.start(body);
     ASSERT_FALSE(r) << body.dump();
