@@ -2,8 +2,8 @@
 // a real HttpServer with the /migration routes and a fake MigrationControl
 // that records the send body and plays a scripted sequence of statuses
 // (built with migration::to_json, so the keys are the real ones). Also the
-// pure formatting: progress line, result block, status text, bandwidth
-// parsing, and the usage errors (exit 2).
+// pure formatting: progress line, result block, status text, bandwidth,
+// channel and compression parsing, and the usage errors (exit 2).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -82,6 +82,17 @@ nlohmann::json completed_status() {
   s.iterations = 4;
   s.downtime_limit_ms = 300;
   return migration::to_json(s);
+}
+
+/// An active migration on 4 multifd channels with zstd level 3: 1000 MiB of
+/// pages went out as 256 MiB, a ratio of 3.91.
+nlohmann::json multifd_status(MigrationState state = MigrationState::active) {
+  nlohmann::json j = status(state, 300 * kMiB, 700 * kMiB, 100'000'000, 2);
+  j["channels"] = 4;
+  j["compression"] = "zstd:3";
+  j["multifd_bytes"] = 256 * kMiB;
+  j["uncompressed_bytes"] = 1000 * kMiB;
+  return j;
 }
 
 /// start() records the body and answers "setup"; status() plays `script`
@@ -197,6 +208,38 @@ TEST_F(GodwitctlMigrate, OptionsBecomeTheRequestBody) {
   EXPECT_EQ(migration_.requests()[2],
             (nlohmann::json{{"uri", "tcp:h:1"}, {"max_bandwidth", 65536}}));
   EXPECT_EQ(migration_.cancels(), 0);
+}
+
+TEST_F(GodwitctlMigrate, ChannelsAndCompressionBecomeTheRequestBody) {
+  ASSERT_EQ(ctl({"migrate", "tcp:h:1", "--channels", "4", "--compress", "zstd:3"}).exit_code,
+            kExitOk);
+  ASSERT_EQ(migration_.requests().size(), 1u);
+  EXPECT_EQ(migration_.requests()[0],
+            (nlohmann::json{{"uri", "tcp:h:1"}, {"channels", 4}, {"compression", "zstd:3"}}));
+  // Plain "zstd" is passed as typed (the VMM reads it as level 1); channels
+  // without --compress leave compression to the VMM's default (none).
+  ASSERT_EQ(ctl({"migrate", "tcp:h:1", "--compress", "zstd", "--channels", "64"}).exit_code,
+            kExitOk);
+  EXPECT_EQ(migration_.requests()[1],
+            (nlohmann::json{{"uri", "tcp:h:1"}, {"channels", 64}, {"compression", "zstd"}}));
+  ASSERT_EQ(ctl({"migrate", "tcp:h:1", "--channels", "1"}).exit_code, kExitOk);
+  EXPECT_EQ(migration_.requests()[2], (nlohmann::json{{"uri", "tcp:h:1"}, {"channels", 1}}));
+  // "none" needs no channels; 0 channels is sent as asked.
+  ASSERT_EQ(ctl({"migrate", "tcp:h:1", "--channels", "0", "--compress", "none"}).exit_code,
+            kExitOk);
+  EXPECT_EQ(migration_.requests()[3],
+            (nlohmann::json{{"uri", "tcp:h:1"}, {"channels", 0}, {"compression", "none"}}));
+}
+
+TEST_F(GodwitctlMigrate, BadChannelsOrCompressionNeverReachTheVmm) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"migrate", "tcp:h:1", "--channels", "65"},
+           {"migrate", "tcp:h:1", "--compress", "zstd"},
+           {"migrate", "tcp:h:1", "--channels", "2", "--compress", "zstd:20"},
+       }) {
+    EXPECT_EQ(ctl(args).exit_code, kExitUsage) << args[3];
+  }
+  EXPECT_TRUE(migration_.requests().empty());
 }
 
 TEST_F(GodwitctlMigrate, JsonPrintsTheStatusTheVmmAnswered) {
@@ -356,6 +399,22 @@ TEST(GodwitctlMigrateUsage, BadOptionsAreExit2) {
            {{"migrate", "tcp:h:1", "--max-bandwidth", "-5"}, "--max-bandwidth"},
            {{"migrate", "tcp:h:1", "--downtime-limit-ms", "soon"}, "--downtime-limit-ms: 'soon'"},
            {{"migrate", "tcp:h:1", "--bandwidth", "1"}, "unrecognised option '--bandwidth'"},
+           {{"migrate", "tcp:h:1", "--channels", "65"},
+            "--channels: '65' is not a number of channels from 0 to 64"},
+           {{"migrate", "tcp:h:1", "--channels", "-1"}, "--channels: '-1' is not"},
+           {{"migrate", "tcp:h:1", "--channels", "four"}, "--channels: 'four' is not"},
+           {{"migrate", "tcp:h:1", "--channels", "4294967297"}, "--channels: '4294967297'"},
+           {{"migrate", "tcp:h:1", "--channels"}, "--channels"},
+           {{"migrate", "tcp:h:1", "--channels", "2", "--compress", "lz4"},
+            "--compress: 'lz4' is not none, zstd or zstd:LEVEL"},
+           {{"migrate", "tcp:h:1", "--channels", "2", "--compress", "zstd:0"},
+            "--compress: 'zstd:0': the zstd level must be 1 to 19"},
+           {{"migrate", "tcp:h:1", "--channels", "2", "--compress", "zstd:20"},
+            "the zstd level must be 1 to 19"},
+           {{"migrate", "tcp:h:1", "--compress", "zstd:3"},
+            "--compress zstd:3 needs multifd channels: add --channels N (N >= 1)"},
+           {{"migrate", "tcp:h:1", "--channels", "0", "--compress", "zstd"},
+            "--compress zstd needs multifd channels"},
            {{"migrate-status", "extra"}, "unexpected argument 'extra'"},
            {{"migrate-cancel", "--wait"}, "migrate-cancel"},
        }) {
@@ -380,10 +439,17 @@ TEST(GodwitctlMigrateUsage, HelpTellsTheCommandsAndOptions) {
   EXPECT_THAT(help.out,
               HasSubstr("Usage: godwitctl [--api-sock PATH] migrate URI [--downtime-limit-ms N] "
                         "[--max-bandwidth BYTES_PER_S] [--auto-converge] [--dirty-tracking "
-                        "bitmap|ring] [--wait]"));
-  for (const char* option : {"--downtime-limit-ms N", "--max-bandwidth BYTES_PER_S",
-                             "--auto-converge", "--dirty-tracking bitmap|ring", "--wait"}) {
+                        "bitmap|ring] [--channels N] [--compress none|zstd[:LEVEL]] [--wait]"));
+  for (const char* option :
+       {"--downtime-limit-ms N", "--max-bandwidth BYTES_PER_S", "--auto-converge",
+        "--dirty-tracking bitmap|ring", "--channels N", "--compress none|zstd[:LEVEL]", "--wait"}) {
     EXPECT_THAT(help.out, HasSubstr(option));
+  }
+  // What the multifd options do, their defaults and ranges (help text wraps,
+  // so only short phrases are checked).
+  for (const char* phrase : {"extra connections", "in parallel", "default 0", "0 to 64",
+                             "needs --channels", "1 (default, fastest) to 19"}) {
+    EXPECT_THAT(help.out, HasSubstr(phrase));
   }
   EXPECT_THAT(help.out, Not(HasSubstr("--uri"))) << "the URI is positional";
 }
@@ -412,6 +478,23 @@ TEST(MigrateFormat, ProgressLine) {
   // Completed is 100% even if the last figures still show something left.
   EXPECT_THAT(format_migration_progress(status(MigrationState::completed, kMiB, kMiB)),
               HasSubstr("[====================] 100.0%"));
+  // With multifd channels: their count, the codec and the compression ratio
+  // come before the ETA (the state stays last).
+  EXPECT_EQ(format_migration_progress(multifd_status()),
+            "[======>             ]  30.0%  300.0 MiB sent, 700.0 MiB left, 100.0 MB/s, dirty "
+            "2500 pages/s, iteration 2, 4 channels zstd:3 ratio 3.91x, ETA 8s, active");
+  nlohmann::json uncompressed = multifd_status();
+  uncompressed["channels"] = 1;
+  uncompressed["compression"] = "none";
+  EXPECT_THAT(format_migration_progress(uncompressed),
+              HasSubstr(", iteration 2, 1 channel uncompressed, ETA 8s, active"));
+  nlohmann::json nothing_sent_yet = multifd_status(MigrationState::setup);
+  nothing_sent_yet["multifd_bytes"] = 0;
+  EXPECT_THAT(format_migration_progress(nothing_sent_yet),
+              HasSubstr(", 4 channels zstd:3 ratio -, ETA"));
+  // Without channels nothing about multifd is shown.
+  EXPECT_THAT(format_migration_progress(status(MigrationState::active, kMiB, kMiB, 0, 1)),
+              Not(HasSubstr("channel")));
   // A document missing every key still gives a line.
   EXPECT_EQ(format_migration_progress(nlohmann::json::object()),
             "[                    ]   0.0%  0.0 MiB sent, 0.0 MiB left, 0.0 MB/s, dirty 0 pages/s, "
@@ -444,11 +527,25 @@ TEST(MigrateFormat, StatusTextShowsEveryKey) {
            "iterations:           4\n",
            "throttle:             0%\n",
            "dirty tracking:       bitmap\n",
+           "multifd:              off (pages on the main channel)\n",
            "future_key:           7\n",
        }) {
     EXPECT_THAT(text, HasSubstr(line));
   }
+  // The multifd keys are known: none is repeated raw at the end.
+  for (const char* raw : {"channels:", "compression:", "multifd_bytes:", "uncompressed_bytes:"})
+    EXPECT_THAT(text, Not(HasSubstr(raw)));
+  EXPECT_THAT(format_migration_status(multifd_status()),
+              HasSubstr("multifd:              4 channels zstd:3 ratio 3.91x (1000 MiB of pages "
+                        "in 256 MiB)\n"));
   EXPECT_EQ(format_migration_status("oops"), "\"oops\"\n");
+}
+
+TEST(MigrateFormat, ResultShowsMultifdOnlyWithChannels) {
+  EXPECT_THAT(format_migration_result(completed_status()), Not(HasSubstr("multifd")));
+  EXPECT_THAT(format_migration_result(multifd_status(MigrationState::completed)),
+              HasSubstr("  multifd:            4 channels zstd:3 ratio 3.91x (1000 MiB of pages in "
+                        "256 MiB)\n"));
 }
 
 TEST(MigrateFormat, Durations) {
@@ -467,6 +564,20 @@ TEST(MigrateFormat, Bandwidth) {
   EXPECT_EQ(parse_bandwidth("2G"), uint64_t{2} << 30);
   for (const char* bad : {"", "M", "12Q", "-5", "1.5M", "0x100", "10MB", "17179869184G"}) {
     EXPECT_FALSE(parse_bandwidth(bad)) << bad;
+  }
+  EXPECT_EQ(parse_channels("0"), 0u);
+  EXPECT_EQ(parse_channels("4"), 4u);
+  EXPECT_EQ(parse_channels("64"), 64u);
+  for (const char* bad : {"", "65", "-1", "4.0", "four", "18446744073709551617"}) {
+    EXPECT_FALSE(parse_channels(bad)) << bad;
+  }
+  EXPECT_EQ(check_compression("none"), "none");
+  EXPECT_EQ(check_compression("zstd"), "zstd");
+  EXPECT_EQ(check_compression("zstd:1"), "zstd:1");
+  EXPECT_EQ(check_compression("zstd:19"), "zstd:19");
+  for (const char* bad : {"", "ZSTD", "lz4", "zstd:", "zstd:0", "zstd:20", "zstd:100", "zstd:-1",
+                          "zstd:3x", "zstd3", "none:1"}) {
+    EXPECT_FALSE(check_compression(bad)) << bad;
   }
   EXPECT_TRUE(is_terminal_state("completed"));
   EXPECT_TRUE(is_terminal_state("failed"));

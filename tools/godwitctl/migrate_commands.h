@@ -24,6 +24,14 @@ void append_migrate_commands(std::vector<Command>& table);
 /// (either case): "100M" = 104857600.
 [[nodiscard]] Result<uint64_t> parse_bandwidth(std::string_view text);
 
+/// "--channels": 0..64 (the VMM's kMaxChannels; godwitctl does not link
+/// the migration library, so the limit is repeated and the VMM checks again).
+[[nodiscard]] Result<uint32_t> parse_channels(std::string_view text);
+
+/// "--compress": "none", "zstd" or "zstd:LEVEL" with LEVEL 1..19; returns
+/// the text unchanged for the request body (the VMM parses it again).
+[[nodiscard]] Result<std::string> check_compression(std::string_view text);
+
 /// Whether `state` ends a migration (completed, failed, cancelled).
 [[nodiscard]] bool is_terminal_state(std::string_view state);
 
@@ -31,11 +39,14 @@ void append_migrate_commands(std::vector<Command>& table);
 /// "[========>           ]  45.0%  460.8 MiB sent, 563.2 MiB left, 117.0 MB/s,
 ///  dirty 2500 pages/s, iteration 4, ETA 5s, active" (on one line).
 /// Percent = transferred / (transferred + remaining) (100% once completed);
-/// ETA = remaining / throughput, "-" while the throughput is 0.
+/// ETA = remaining / throughput, "-" while the throughput is 0. With multifd
+/// channels, "4 channels zstd:3 ratio 3.91x, " comes before the ETA
+/// (ratio = uncompressed_bytes / multifd_bytes; only when compressing).
 [[nodiscard]] std::string format_migration_progress(const nlohmann::json& status);
 
 /// The block printed when a waited-for migration ends: state, total time,
-/// downtime and its breakdown, transferred bytes, pages, iterations.
+/// downtime and its breakdown, transferred bytes, pages, iterations, and the
+/// multifd channels and compression ratio when there were channels.
 [[nodiscard]] std::string format_migration_result(const nlohmann::json& status);
 
 /// The text of `godwitctl migrate-status`: every key of the status document
