@@ -12,6 +12,8 @@
 
 #include "base/log.h"
 #include "migration/engine.h"
+#include "migration/multifd.h"
+#include "migration/ram_migratable.h"
 
 namespace godwit::migration {
 namespace {
@@ -99,7 +101,6 @@ Result<void> MigrationDestination::run() {
     return fail("incoming migration: " + why);
   }
   Connection connection = std::move(*accepted);
-  listener_->close();  // one source per destination
   {
     std::lock_guard lock(mutex_);
     connection_ = &connection;
@@ -108,6 +109,7 @@ Result<void> MigrationDestination::run() {
   log::info("incoming migration: connection from " + connection.peer());
 
   Result<void> result = receive(connection);
+  listener_->close();
   {
     std::lock_guard lock(mutex_);
     connection_ = nullptr;
@@ -159,13 +161,60 @@ Result<void> MigrationDestination::receive(Connection& connection) {
   const wire::SetupMessage setup = TRY(wire::decode_setup(first));
   TRY_VOID(with_context(wire::check_compatible(setup.vm, vm_.describe()), "incompatible VM"));
   if (setup.switchover_ack_mode != tuning_.switchover_ack_mode) {
-    return fail("switchover-ack mode not agreed: source " + wire::to_string(setup.switchover_ack_mode) +
-                ", destination " + wire::to_string(tuning_.switchover_ack_mode));
+    return fail("switchover-ack mode not agreed: source " +
+                wire::to_string(setup.switchover_ack_mode) + ", destination " +
+                wire::to_string(tuning_.switchover_ack_mode));
+  }
+  RamMigratable* multifd_ram = nullptr;
+  if ((setup.features & wire::kFeatureMultifd) != 0) {
+    for (Migratable* m : vm_.migratables()) {
+      if (auto* ram = dynamic_cast<RamMigratable*>(m)) multifd_ram = ram;
+    }
+    if (multifd_ram == nullptr) return fail("multifd: this destination has no RAM loader");
   }
   wire::SetupAccept accept;
   accept.features = setup.features & wire::kSupportedFeatures;
   accept.switchover_ack_mode = tuning_.switchover_ack_mode;
   TRY_VOID(writer.send(wire::FrameType::setup_accept, wire::encode_setup_accept(accept)));
+
+  // Multifd: the source opens its channels right after SETUP_ACCEPT; no
+  // other connection is taken after them (one source per destination).
+  std::unique_ptr<MultifdReceiver> multifd;
+  if (multifd_ram != nullptr) {
+    const MultifdSettings settings{setup.multifd_channels, {setup.multifd_codec, 1}};
+    MultifdReceiver::Options options;
+    options.accept_timeout = tuning_.connect_timeout;
+    options.before_apply = tuning_.multifd_before_apply;
+    multifd = TRY(MultifdReceiver::accept(*listener_, theirs.session_id, settings, *multifd_ram,
+                                          options, aborted_));
+    std::lock_guard lock(mutex_);
+    status_.channels = settings.channels;
+    status_.compression = settings.compression;
+  }
+  listener_->close();
+  // A channel failure may be a consequence of the source failing (it
+  // closes every channel after its CANCEL): the source's reason wins when it
+  // arrives soon.
+  const auto explain = [&](const std::string& channel_failure) -> std::string {
+    if (connection.wait_readable(std::chrono::milliseconds(1000)).value_or(false)) {
+      if (auto frame = reader.read();
+          frame && frame->type == static_cast<uint16_t>(wire::FrameType::cancel)) {
+        return "migration cancelled by the source: " +
+               wire::decode_text(*frame).value_or("(unreadable reason)");
+      }
+    }
+    return channel_failure;
+  };
+  // A receiver's failure must end the wait for the next main-channel frame.
+  const auto read_main = [&]() -> Result<wire::Frame> {
+    // What the source says first (a CANCEL names the cause; channels it
+    // closes afterwards are a consequence).
+    while (multifd && !TRY(connection.wait_readable(std::chrono::milliseconds(0)))) {
+      if (auto failed = multifd->failure()) return fail(explain(*failed));
+      if (TRY(connection.wait_readable(std::chrono::milliseconds(100)))) break;
+    }
+    return reader.read();
+  };
 
   // Fresh RAM is populated in the background while the first round arrives.
   std::atomic<bool> stop_prefault{false};
@@ -188,10 +237,11 @@ Result<void> MigrationDestination::receive(Connection& connection) {
 
   // --- sections until COMPLETE ---
   for (;;) {
-    const wire::Frame frame = TRY(reader.read());
+    const wire::Frame frame = TRY(read_main());
     {
       std::lock_guard lock(mutex_);
-      status_.transferred_bytes = reader.bytes_received();
+      status_.transferred_bytes = reader.bytes_received() + (multifd ? multifd->wire_bytes() : 0);
+      if (multifd) status_.multifd_bytes = multifd->wire_bytes();
     }
     switch (static_cast<wire::FrameType>(frame.type)) {
       case wire::FrameType::section: {
@@ -217,6 +267,15 @@ Result<void> MigrationDestination::receive(Connection& connection) {
         status_.iterations = n;
         break;
       }
+      case wire::FrameType::flush: {
+        const uint32_t round = TRY(wire::decode_u32(frame));
+        if (!multifd) return fail("FLUSH on a migration without multifd channels");
+        if (auto flushed = multifd->wait_flush(round, aborted_); !flushed) {
+          return fail(multifd->failure() ? explain(flushed.error().message)
+                                         : flushed.error().message);
+        }
+        break;
+      }
       case wire::FrameType::ping: {
         const uint32_t v = TRY(wire::decode_u32(frame));
         TRY_VOID(writer.send(wire::FrameType::pong, wire::encode_u32(v)));
@@ -228,6 +287,11 @@ Result<void> MigrationDestination::receive(Connection& connection) {
       }
       case wire::FrameType::complete: {
         TRY_VOID(wire::decode_empty(frame));
+        if (multifd) {
+          // The last FLUSH came before COMPLETE: every page is in place.
+          if (auto failed = multifd->failure()) return fail(*failed);
+          multifd->stop();
+        }
         set_state(MigrationState::device);
         const Clock::time_point t = Clock::now();
         TRY_VOID(with_context(vm_.finish_load(), "finishing the load"));

@@ -104,6 +104,11 @@ struct EngineTuning {
   bool switchover_ack = false;
   /// The switchover-ack mode this side announces (tests force mismatches, R34).
   wire::SwitchoverAckMode switchover_ack_mode = wire::SwitchoverAckMode::off;
+  /// Multifd: pages per packet (zero pages included), at most 1024.
+  uint32_t multifd_pages_per_packet = 128;
+  /// Multifd test hook (destination): called on a receiver thread before it
+  /// applies a packet of `round` (tests slow one channel down).
+  std::function<void(uint32_t channel, uint32_t round)> multifd_before_apply;
   /// Called on every state change, on the migration thread (tests trace R4).
   std::function<void(MigrationState from, MigrationState to)> on_transition;
 };

@@ -2,10 +2,12 @@
 // and the recovery that keeps the source whole when anything fails before GO.
 #include <algorithm>
 #include <cerrno>
+#include <limits>
 #include <set>
 
 #include "base/log.h"
 #include "migration/engine.h"
+#include "migration/multifd.h"
 #include "migration/precopy_policy.h"
 #include "migration/ram_migratable.h"
 
@@ -31,6 +33,8 @@ constexpr auto kCancelGrace = std::chrono::milliseconds(2000);
 constexpr uint32_t kThrottleInitial = 20;
 constexpr uint32_t kThrottleStep = 10;
 constexpr uint32_t kThrottleMax = 99;
+// Multifd: page data planned per precopy iteration (like one RAM section).
+constexpr uint64_t kRamBytesPerIteration = 4 << 20;
 
 }  // namespace
 
@@ -73,6 +77,17 @@ class MigrationSource::Run {
   /// One save_iterate() of every piece that has precopy data; returns bytes sent.
   [[nodiscard]] Result<uint64_t> iterate_once(const std::vector<PendingData>& reports);
   [[nodiscard]] Result<void> send_section(Migratable& m, const SectionWriter& payload);
+  /// Multifd: opens the channels (after SETUP_ACCEPT).
+  [[nodiscard]] Result<void> open_multifd(const Address& address);
+  /// Multifd: plans RAM pages into packets for the channels, up to about
+  /// `budget` bytes of page data or until nothing is pending; returns the
+  /// bytes planned (page data plus 8 per zero page) and sets `done`.
+  [[nodiscard]] Result<uint64_t> send_ram_packets(uint64_t budget, bool& done);
+  /// Multifd: ends the round (SYNC on every channel, FLUSH here). Runs
+  /// before every exact or final query and after the final drain.
+  [[nodiscard]] Result<void> flush_round();
+  /// Bytes sent on the main channel and the multifd channels.
+  [[nodiscard]] uint64_t total_bytes() const;
   [[nodiscard]] Result<void> send(wire::FrameType type, std::span<const uint8_t> head,
                                   std::span<const uint8_t> body = {});
   /// A send failed: prefer the destination's own reason if it arrives soon.
@@ -112,6 +127,12 @@ class MigrationSource::Run {
   /// When the frame being written started (steady clock ns), 0 when none:
   /// the return-path reader watches it for a destination that stopped reading.
   std::atomic<int64_t> send_started_ns_{0};
+
+  std::array<uint8_t, 16> session_{};
+  std::unique_ptr<MultifdSender> multifd_;
+  /// multifd_ for the return-path reader (stall watch, shutdown); set once.
+  std::atomic<MultifdSender*> multifd_view_{nullptr};
+  RamMigratable* multifd_ram_ = nullptr;  ///< the RAM whose pages go on the channels
 
   std::vector<Migratable*> migratables_;
   /// Pieces that had precopy data at some point: they support save_iterate().
@@ -173,7 +194,8 @@ Result<void> MigrationSource::Run::setup() {
   connection_ = TRY(connect_to(address, tuning_.connect_timeout));
   TRY_VOID(check());
   wire::Hello hello;
-  hello.session_id = wire::new_session_id();
+  session_ = wire::new_session_id();
+  hello.session_id = session_;
   hello.role = wire::ChannelRole::main;
   // The hello in two halves so that waiting for the peer's answer can be
   // cancelled and times out.
@@ -188,6 +210,11 @@ Result<void> MigrationSource::Run::setup() {
   setup.vm = vm_.describe();
   setup.features = tuning_.switchover_ack ? uint64_t{wire::kFeatureSwitchoverAck} : uint64_t{0};
   setup.switchover_ack_mode = tuning_.switchover_ack_mode;
+  if (options_.channels > 0) {
+    setup.features |= wire::kFeatureMultifd;
+    setup.multifd_channels = options_.channels;
+    setup.multifd_codec = options_.compression.codec;
+  }
   const auto setup_bytes = wire::encode_setup(setup);
   TRY_VOID(send(wire::FrameType::setup, setup_bytes));
 
@@ -217,6 +244,9 @@ Result<void> MigrationSource::Run::setup() {
   if (tuning_.switchover_ack && (accept.features & wire::kFeatureSwitchoverAck) == 0) {
     return fail("the destination does not support switchover-ack, which this migration requires");
   }
+  if (options_.channels > 0 && (accept.features & wire::kFeatureMultifd) == 0) {
+    return fail("the destination does not support multifd channels");
+  }
 
   rp_thread_ = std::thread([this] { return_path_main(); });
 
@@ -225,8 +255,9 @@ Result<void> MigrationSource::Run::setup() {
   tracking_on_ = true;
   migratables_ = vm_.migratables();
   if (migratables_.empty()) return fail("the VM has nothing to migrate");
+  if (options_.channels > 0) TRY_VOID(open_multifd(address));
   active_start_ = Clock::now();
-  bytes_at_active_ = writer_->bytes_sent();
+  bytes_at_active_ = total_bytes();
   return check();
 }
 
@@ -254,6 +285,8 @@ Result<void> MigrationSource::Run::precopy() {
     }
     PrecopyObservation observation;
     observation.query = next;
+    // Pages planned from here on belong to the round after this collect.
+    if (next != PendingQuery::estimate) TRY_VOID(flush_round());
     observation.reports = TRY(query(next));
     if (measured) observation.measured_bandwidth_bytes_per_s = std::exchange(measured, {});
     {
@@ -268,7 +301,7 @@ Result<void> MigrationSource::Run::precopy() {
     update([&](MigrationStatus& s) {
       s.remaining_bytes = policy.last.total_bytes();
       s.iterations = policy.exact_queries;
-      s.transferred_bytes = writer_->bytes_sent();
+      s.transferred_bytes = total_bytes();
       if (auto ms = expected_downtime_ms(policy.last.total_bytes(),
                                          policy.expected_bandwidth_bytes_per_s)) {
         s.expected_downtime_ms = *ms;
@@ -362,7 +395,14 @@ Result<void> MigrationSource::Run::complete() {
     // A piece that took part in precopy drains its backlog in bounded
     // save_iterate() sections first (no collect: the final query was the
     // last, R21), so the final delta is never one unbounded frame.
-    if (iterative_.contains(m)) {
+    if (m == multifd_ram_ && iterative_.contains(m)) {
+      for (bool done = false; !done;) {
+        TRY_VOID(check());
+        TRY(send_ram_packets(std::numeric_limits<uint64_t>::max(), done));
+      }
+      // Every page is on the destination before COMPLETE can be read.
+      TRY_VOID(flush_round());
+    } else if (iterative_.contains(m)) {
       for (bool done = false; !done;) {
         TRY_VOID(check());
         SectionWriter chunk;
@@ -406,7 +446,7 @@ Result<void> MigrationSource::Run::complete() {
   update([&](MigrationStatus& s) {
     s.downtime.resume_us = *resumed;
     s.downtime_ms = ms_since(stop_time_);
-    s.transferred_bytes = writer_->bytes_sent();
+    s.transferred_bytes = total_bytes();
     s.remaining_bytes = 0;
   });
   return {};
@@ -427,6 +467,7 @@ void MigrationSource::Run::finish(const Result<void>& result) {
       const std::string reason = cancelled ? "cancelled by the user" : error;
       (void)send(wire::FrameType::cancel, wire::encode_text(reason));
     }
+    if (multifd_) multifd_->shutdown();
     if (stopped_vm_ && was_running_) {
       if (auto r = vm_.resume(); !r) {
         error += "; resuming the source failed: " + r.error().message;
@@ -444,9 +485,24 @@ void MigrationSource::Run::finish(const Result<void>& result) {
   rp_stop_ = true;
   connection_.shutdown();
   if (rp_thread_.joinable()) rp_thread_.join();
+  uint64_t multifd_wire = 0;
+  uint64_t multifd_raw = 0;
+  if (multifd_) {
+    // Joins the sender threads; the destination has read everything it
+    // needed (LOADED came after its last FLUSH) or the migration failed.
+    multifd_->shutdown();
+    multifd_wire = multifd_->wire_bytes();
+    multifd_raw = multifd_->raw_bytes();
+    multifd_view_ = nullptr;
+    multifd_.reset();
+  }
 
   update([&](MigrationStatus& s) {
-    if (writer_) s.transferred_bytes = writer_->bytes_sent();
+    if (writer_) s.transferred_bytes = writer_->bytes_sent() + multifd_wire;
+    if (options_.channels > 0) {
+      s.multifd_bytes = multifd_wire;
+      s.uncompressed_bytes = multifd_raw;
+    }
     if (!result) s.error = error.empty() ? "migration failed (no reason recorded)" : error;
   });
   const MigrationState now = state();
@@ -466,8 +522,16 @@ void MigrationSource::Run::finish(const Result<void>& result) {
 
 Result<void> MigrationSource::Run::check() {
   if (cancel_requested) return fail("migration cancelled");
-  std::lock_guard lock(rp_mutex_);
-  if (rp_failure_) return fail(*rp_failure_);
+  {
+    std::lock_guard lock(rp_mutex_);
+    if (rp_failure_) return fail(*rp_failure_);
+  }
+  if (multifd_) {
+    // The destination's ERROR, when it has one, says more (a corrupt packet
+    // shows here only as the destination closing the channel).
+    if (auto failed = multifd_->failure())
+      return std::unexpected(explain_send_failure({*failed, 0}));
+  }
   return {};
 }
 
@@ -487,6 +551,12 @@ Result<uint64_t> MigrationSource::Run::iterate_once(const std::vector<PendingDat
     if (reports[i].precopy_bytes == 0) continue;
     Migratable& m = *migratables_[i];
     iterative_.insert(&m);
+    if (&m == multifd_ram_) {
+      bool done = false;
+      sent += TRY(send_ram_packets(kRamBytesPerIteration, done));
+      TRY_VOID(rate_limit());
+      continue;
+    }
     SectionWriter payload;
     TRY(with_context(m.save_iterate(payload), "precopy round of " + m.key().name()));
     if (payload.size() == 0) continue;
@@ -495,8 +565,57 @@ Result<uint64_t> MigrationSource::Run::iterate_once(const std::vector<PendingDat
     sent += writer_->bytes_sent() - before;
     TRY_VOID(rate_limit());
   }
-  update([&](MigrationStatus& s) { s.transferred_bytes = writer_->bytes_sent(); });
+  update([&](MigrationStatus& s) {
+    s.transferred_bytes = total_bytes();
+    if (multifd_) {
+      s.multifd_bytes = multifd_->wire_bytes();
+      s.uncompressed_bytes = multifd_->raw_bytes();
+    }
+  });
   return sent;
+}
+
+Result<void> MigrationSource::Run::open_multifd(const Address& address) {
+  for (Migratable* m : migratables_) {
+    if (auto* ram = dynamic_cast<RamMigratable*>(m)) multifd_ram_ = ram;
+  }
+  if (multifd_ram_ == nullptr) return fail("multifd: the VM has no RAM to send on the channels");
+  MultifdSender::Options options;
+  options.connect_timeout = tuning_.connect_timeout;
+  options.reply_timeout = tuning_.reply_timeout;
+  multifd_ =
+      TRY(MultifdSender::open(address, session_, {options_.channels, options_.compression},
+                              *multifd_ram_, options, [this] { return cancel_requested.load(); }));
+  multifd_view_ = multifd_.get();
+  return {};
+}
+
+Result<uint64_t> MigrationSource::Run::send_ram_packets(uint64_t budget, bool& done) {
+  uint64_t planned = 0;
+  done = false;
+  while (!done && planned < budget) {
+    TRY_VOID(check());
+    PagePlan plan;
+    done = TRY(with_context(multifd_ram_->plan_pages(tuning_.multifd_pages_per_packet, plan),
+                            "precopy round of " + multifd_ram_->key().name()));
+    if (plan.pages() == 0) continue;
+    planned += plan.data.size() * kPageSize + plan.zero.size() * 8;
+    if (auto queued = multifd_->send(std::move(plan)); !queued) {
+      TRY_VOID(check());  // the cause (a channel, the return path, a cancel) first
+      return std::unexpected(queued.error());
+    }
+  }
+  return planned;
+}
+
+Result<void> MigrationSource::Run::flush_round() {
+  if (!multifd_) return {};
+  const uint32_t round = TRY(multifd_->sync());
+  return send(wire::FrameType::flush, wire::encode_u32(round));
+}
+
+uint64_t MigrationSource::Run::total_bytes() const {
+  return writer_->bytes_sent() + (multifd_ ? multifd_->wire_bytes() : 0);
 }
 
 Result<void> MigrationSource::Run::send_section(Migratable& m, const SectionWriter& payload) {
@@ -543,7 +662,7 @@ Result<void> MigrationSource::Run::await_readable(const char* what) {
 Result<void> MigrationSource::Run::rate_limit() {
   if (!options_.max_bandwidth_bytes_per_s) return {};
   const uint64_t limit = *options_.max_bandwidth_bytes_per_s;
-  const uint64_t bytes = writer_->bytes_sent() - bytes_at_active_;
+  const uint64_t bytes = total_bytes() - bytes_at_active_;
   const auto due = active_start_ + std::chrono::microseconds(static_cast<uint64_t>(
                                        static_cast<unsigned __int128>(bytes) * 1'000'000 / limit));
   while (Clock::now() < due) {
@@ -590,8 +709,10 @@ void MigrationSource::Run::record_rp_failure(std::string message) {
   }
   rp_event_.notify_all();
   // The stream is dead: a peer that stopped reading would leave the
-  // migration thread blocked in a write forever.
+  // migration thread blocked in a write forever (or waiting for room on a
+  // multifd channel).
   connection_.shutdown();
+  if (MultifdSender* multifd = multifd_view_) multifd->shutdown();
 }
 
 void MigrationSource::Run::return_path_main() {
@@ -600,12 +721,21 @@ void MigrationSource::Run::return_path_main() {
     // Poll so that a cancelled migration stuck in a write can be unblocked.
     auto readable = connection_.wait_readable(std::chrono::milliseconds(100));
     if (rp_stop_) return;
+    MultifdSender* multifd = multifd_view_;
     if (cancel_requested && Clock::now() - cancel_time > kCancelGrace) {
       connection_.shutdown();
+      if (multifd != nullptr) multifd->shutdown();
       return;
     }
+    std::optional<Clock::time_point> oldest;
     if (const int64_t started = send_started_ns_; started != 0) {
-      const auto blocked = Clock::now() - Clock::time_point(Clock::duration(started));
+      oldest = Clock::time_point(Clock::duration(started));
+    }
+    if (multifd != nullptr) {
+      if (auto t = multifd->oldest_write(); t && (!oldest || *t < *oldest)) oldest = t;
+    }
+    if (oldest) {
+      const auto blocked = Clock::now() - *oldest;
       if (blocked > tuning_.send_stall_timeout) {
         record_rp_failure(
             "the destination stopped reading: one frame has been blocked for " +
@@ -704,6 +834,8 @@ Result<void> MigrationSource::start(const SendOptions& options) {
   started_ = Clock::now();
   status_.dirty_tracking = options.dirty_tracking;
   status_.downtime_limit_ms = options.downtime_limit_ms;
+  status_.channels = options.channels;
+  status_.compression = options.compression;
   run_ = std::make_shared<Run>(*this, options);
   thread_ = std::thread([run = run_] { run->main(); });
   return {};

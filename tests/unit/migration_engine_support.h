@@ -174,39 +174,58 @@ inline MigrationStatus expect_failure_on_both_sides(FakeSource& source, FakeDest
 // --------------------------------------------------------------------------
 // a byte-level proxy for stream faults
 
-/// Forwards source -> destination and back; can flip one byte of the
-/// source's stream at `flip_at` or cut both directions after `cut_after`.
+/// Forwards every connection source -> destination and back (the main
+/// channel is connection 0, multifd channel i is connection i + 1); can flip
+/// one byte of connection `victim`'s source stream at `flip_at` or cut both
+/// directions of that connection after `cut_after` bytes.
 class Proxy {
  public:
-  Proxy(std::string target, uint64_t flip_at, uint64_t cut_after)
-      : target_(std::move(target)), flip_at_(flip_at), cut_after_(cut_after) {
+  Proxy(std::string target, uint64_t flip_at, uint64_t cut_after, size_t victim = 0)
+      : target_(std::move(target)), flip_at_(flip_at), cut_after_(cut_after), victim_(victim) {
     listener_.emplace(*Listener::listen(*parse_address("tcp:127.0.0.1:0")));
     uri = listener_->bound().text();
     thread_ = std::thread([this] { serve(); });
   }
   ~Proxy() {
     listener_->close();
-    if (a_.valid()) a_.shutdown();
-    if (b_.valid()) b_.shutdown();
     thread_.join();
+    std::lock_guard lock(mutex_);
+    for (auto& pair : pairs_) {
+      pair->a.shutdown();
+      pair->b.shutdown();
+    }
+    for (auto& pair : pairs_) pair->thread.join();
   }
   std::string uri;
 
  private:
+  struct Pair {
+    Connection a;
+    Connection b;
+    std::thread thread;
+  };
   void serve() {
-    auto a = listener_->accept(std::chrono::milliseconds(10000));
-    if (!a) return;
-    auto b = connect_to(*parse_address(target_), std::chrono::milliseconds(5000));
-    if (!b) return;
-    a_ = std::move(*a);
-    b_ = std::move(*b);
-    std::thread back([this] { pump(b_, a_, false); });
-    pump(a_, b_, true);
-    back.join();
+    for (size_t n = 0;; ++n) {
+      auto a = listener_->accept(std::chrono::milliseconds(20000));
+      if (!a) return;
+      auto b = connect_to(*parse_address(target_), std::chrono::milliseconds(5000));
+      if (!b) return;
+      auto pair = std::make_unique<Pair>(std::move(*a), std::move(*b));
+      Pair* p = pair.get();
+      const bool faulty = n == victim_;
+      p->thread = std::thread([this, p, faulty] {
+        std::thread back([this, p] { pump(p->b, p->a, false, false); });
+        pump(p->a, p->b, true, faulty);
+        back.join();
+      });
+      std::lock_guard lock(mutex_);
+      pairs_.push_back(std::move(pair));
+    }
   }
-  void pump(Connection& from, Connection& to, bool forward) {
+  void pump(Connection& from, Connection& to, bool forward, bool faulty) {
     std::vector<uint8_t> buf(65536);
     uint64_t offset = 0;
+    const bool faults = forward && faulty;
     for (;;) {
       const ssize_t n = ::read(from.fd(), buf.data(), buf.size());
       if (n <= 0) {
@@ -214,17 +233,17 @@ class Proxy {
         ::shutdown(to.fd(), SHUT_WR);
         return;
       }
-      if (forward && flip_at_ >= offset && flip_at_ < offset + static_cast<uint64_t>(n)) {
+      if (faults && flip_at_ >= offset && flip_at_ < offset + static_cast<uint64_t>(n)) {
         buf[flip_at_ - offset] ^= 0x10;
       }
       uint64_t len = static_cast<uint64_t>(n);
-      if (forward && offset + len > cut_after_) len = cut_after_ > offset ? cut_after_ - offset : 0;
+      if (faults && offset + len > cut_after_) len = cut_after_ > offset ? cut_after_ - offset : 0;
       if (len > 0 && !to.write_all(std::span<const uint8_t>(buf.data(), len))) {
         ::shutdown(from.fd(), SHUT_RD);
         return;
       }
       offset += static_cast<uint64_t>(n);
-      if (forward && offset >= cut_after_) break;
+      if (faults && offset >= cut_after_) break;
     }
     // The cable is cut: both directions die at once.
     from.shutdown();
@@ -233,9 +252,10 @@ class Proxy {
   std::string target_;
   uint64_t flip_at_;
   uint64_t cut_after_;
+  size_t victim_;
   std::optional<Listener> listener_;
-  Connection a_;
-  Connection b_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<Pair>> pairs_;
   std::thread thread_;
 };
 
