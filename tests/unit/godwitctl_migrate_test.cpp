@@ -11,39 +11,22 @@
 #include <future>
 #include <sstream>
 
-#include "api_test_support.h"
+#include "godwitctl_test_support.h"
 #include "migration/status_json.h"
-#include "tools/godwitctl/cli.h"
+#include "migration_status_test_support.h"
 #include "tools/godwitctl/command.h"
 #include "tools/godwitctl/migrate_commands.h"
-#include "vmm/api/http_server.h"
 #include "vmm/api/migration_routes.h"
 
 namespace godwit::ctl {
 namespace {
 
 using migration::MigrationState;
+using test::run_ctl;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr uint64_t kMiB = 1024 * 1024;
-
-struct CtlRun {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-CtlRun run_ctl(const std::vector<std::string>& args, bool terminal = false) {
-  std::ostringstream out;
-  std::ostringstream err;
-  CtlRun run;
-  run.exit_code =
-      run_godwitctl(args, out, err, CliEnvironment{.api_sock = std::nullopt, .terminal = terminal});
-  run.out = out.str();
-  run.err = err.str();
-  return run;
-}
 
 /// A status document as the VMM would send it.
 nlohmann::json status(MigrationState state, uint64_t transferred = 0, uint64_t remaining = 0,
@@ -62,26 +45,9 @@ nlohmann::json status(MigrationState state, uint64_t transferred = 0, uint64_t r
   return migration::to_json(s);
 }
 
+/// The shared sample (4 multifd channels, zstd:3), completed.
 nlohmann::json completed_status() {
-  migration::MigrationStatus s;
-  s.state = MigrationState::completed;
-  s.role = migration::MigrationRole::source;
-  s.uri = "tcp:10.0.0.2:4444";
-  s.total_time_ms = 5321;
-  s.setup_time_ms = 12;
-  s.downtime_ms = 87;
-  s.downtime = {.final_sync_us = 1234,
-                .last_ram_us = 20500,
-                .device_state_us = 3100,
-                .destination_load_us = 40000,
-                .resume_us = 800};
-  s.transferred_bytes = 1024 * kMiB;
-  s.normal_pages = 261000;
-  s.zero_pages = 1000;
-  s.throughput_bytes_per_s = 117000000;
-  s.iterations = 4;
-  s.downtime_limit_ms = 300;
-  return migration::to_json(s);
+  return migration::to_json(test::sample_migration_status(MigrationState::completed));
 }
 
 /// An active migration on 4 multifd channels with zstd level 3: 1000 MiB of
@@ -164,13 +130,11 @@ class GodwitctlMigrate : public ::testing::Test {
   void SetUp() override {
     api::Router router;
     api::register_migration_routes(router, migration_);
-    auto server = api::HttpServer::start(sock_.path(), std::move(router));
-    ASSERT_TRUE(server.has_value()) << server.error().message;
-    server_ = std::move(*server);
+    auto started = server_.start(std::move(router));
+    ASSERT_TRUE(started) << started.error().message;
   }
-  CtlRun ctl(std::vector<std::string> args, bool terminal = false) {
-    args.insert(args.begin(), {"--api-sock", sock_.path()});
-    return run_ctl(args, terminal);
+  test::CtlRun ctl(std::vector<std::string> args, bool terminal = false) {
+    return server_.ctl(std::move(args), terminal);
   }
   /// setup, active x3 (advancing), device, then `last`.
   void play_to(nlohmann::json last) {
@@ -183,8 +147,7 @@ class GodwitctlMigrate : public ::testing::Test {
   }
 
   ScriptedMigration migration_;
-  test::TempSocketPath sock_;
-  std::unique_ptr<api::HttpServer> server_;
+  test::CtlServer server_;
 };
 
 TEST_F(GodwitctlMigrate, OptionsBecomeTheRequestBody) {
@@ -286,6 +249,7 @@ TEST_F(GodwitctlMigrate, WaitOnATerminalRedrawsOneLineThenPrintsTheResult) {
   EXPECT_THAT(block, HasSubstr("  transferred:        1 GiB, average 201.8 MB/s\n"));
   EXPECT_THAT(block, HasSubstr("  pages:              261000 normal, 1000 zero\n"));
   EXPECT_THAT(block, HasSubstr("  iterations:         4\n"));
+  EXPECT_THAT(block, HasSubstr("  multifd:            4 channels zstd:3 ratio 3.91x"));
   EXPECT_THAT(block, Not(HasSubstr("error")));
 }
 
@@ -343,7 +307,7 @@ TEST_F(GodwitctlMigrate, AVmmThatGoesAwayDuringWaitIsExit3) {
     return ctl({"migrate", "tcp:10.0.0.2:4444", "--wait"}, /*terminal=*/true);
   });
   ASSERT_TRUE(migration_.wait_for_status_calls(2));
-  server_.reset();
+  server_.stop();
   auto run = running.get();
   EXPECT_EQ(run.exit_code, kExitUnreachable);
   EXPECT_THAT(run.err, HasSubstr("godwitctl: lost contact with the VMM while waiting for the "
@@ -513,21 +477,21 @@ TEST(MigrateFormat, StatusTextShowsEveryKey) {
            "error:                none really\n",
            "total time:           5.3 s\n",
            "setup time:           12 ms\n",
-           "downtime:             87 ms (limit 300 ms, expected 0 ms)\n",
+           "downtime:             87 ms (limit 300 ms, expected 90 ms)\n",
            "  final dirty sync:   1.234 ms\n",
            "  last RAM delta:     20.500 ms\n",
            "  device state:       3.100 ms\n",
            "  destination load:   40.000 ms\n",
            "  resume:             0.800 ms\n",
            "transferred:          1 GiB\n",
-           "remaining:            0 B\n",
+           "remaining:            5 MiB\n",
            "pages:                261000 normal, 1000 zero\n",
            "throughput:           117.0 MB/s (936.0 Mbps)\n",
-           "dirty rate:           0 pages/s\n",
+           "dirty rate:           2500 pages/s\n",
            "iterations:           4\n",
-           "throttle:             0%\n",
-           "dirty tracking:       bitmap\n",
-           "multifd:              off (pages on the main channel)\n",
+           "throttle:             20%\n",
+           "dirty tracking:       ring\n",
+           "multifd:              4 channels zstd:3 ratio 3.91x (1000 MiB of pages in 256 MiB)\n",
            "future_key:           7\n",
        }) {
     EXPECT_THAT(text, HasSubstr(line));
@@ -535,15 +499,15 @@ TEST(MigrateFormat, StatusTextShowsEveryKey) {
   // The multifd keys are known: none is repeated raw at the end.
   for (const char* raw : {"channels:", "compression:", "multifd_bytes:", "uncompressed_bytes:"})
     EXPECT_THAT(text, Not(HasSubstr(raw)));
-  EXPECT_THAT(format_migration_status(multifd_status()),
-              HasSubstr("multifd:              4 channels zstd:3 ratio 3.91x (1000 MiB of pages "
-                        "in 256 MiB)\n"));
+  EXPECT_THAT(format_migration_status(status(MigrationState::active)),
+              HasSubstr("multifd:              off (pages on the main channel)\n"));
   EXPECT_EQ(format_migration_status("oops"), "\"oops\"\n");
 }
 
 TEST(MigrateFormat, ResultShowsMultifdOnlyWithChannels) {
-  EXPECT_THAT(format_migration_result(completed_status()), Not(HasSubstr("multifd")));
-  EXPECT_THAT(format_migration_result(multifd_status(MigrationState::completed)),
+  EXPECT_THAT(format_migration_result(status(MigrationState::completed)),
+              Not(HasSubstr("multifd")));
+  EXPECT_THAT(format_migration_result(completed_status()),
               HasSubstr("  multifd:            4 channels zstd:3 ratio 3.91x (1000 MiB of pages in "
                         "256 MiB)\n"));
 }

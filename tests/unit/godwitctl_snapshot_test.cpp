@@ -8,37 +8,18 @@
 
 #include <filesystem>
 #include <optional>
-#include <sstream>
 
-#include "api_test_support.h"
+#include "godwitctl_test_support.h"
 #include "snapshot/memory_file.h"
 #include "snapshot_fixture.h"
 #include "snapshot_test_support.h"
-#include "tools/godwitctl/cli.h"
 #include "tools/godwitctl/command.h"
-#include "vmm/api/http_server.h"
 
 namespace godwit::ctl {
 namespace {
 
+using test::run_ctl;  // no API socket anywhere unless the args name one
 using ::testing::HasSubstr;
-
-struct CtlRun {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-/// Runs godwitctl with no API socket anywhere (offline).
-CtlRun run_ctl(const std::vector<std::string>& args) {
-  std::ostringstream out;
-  std::ostringstream err;
-  CtlRun run;
-  run.exit_code = run_godwitctl(args, out, err, CliEnvironment{});
-  run.out = out.str();
-  run.err = err.str();
-  return run;
-}
 
 const test::SyntheticSnapshotOptions kVm{.memory_size = 16 * kMiB,
                                          .vcpus = 2,
@@ -225,18 +206,13 @@ class GodwitctlSnapshotCreate : public ::testing::Test {
   void SetUp() override {
     api::Router router;
     api::register_vm_routes(router, vm_);
-    auto server = api::HttpServer::start(sock_.path(), std::move(router));
-    ASSERT_TRUE(server.has_value()) << server.error().message;
-    server_ = std::move(*server);
+    auto started = server_.start(std::move(router));
+    ASSERT_TRUE(started) << started.error().message;
   }
-  CtlRun ctl(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--api-sock", sock_.path()});
-    return run_ctl(args);
-  }
+  test::CtlRun ctl(std::vector<std::string> args) { return server_.ctl(std::move(args)); }
 
   SnapshotFakeVm vm_;
-  test::TempSocketPath sock_;
-  std::unique_ptr<api::HttpServer> server_;
+  test::CtlServer server_;
 };
 
 TEST_F(GodwitctlSnapshotCreate, SendsAnAbsoluteDirAndPrintsTheReport) {

@@ -8,45 +8,15 @@
 #include <cerrno>
 
 #include "migration/status_json.h"
+#include "migration_status_test_support.h"
 
 namespace godwit::migration {
 namespace {
 
 using ::testing::HasSubstr;
 
-MigrationStatus sample_status() {
-  MigrationStatus s;
-  s.state = MigrationState::active;
-  s.role = MigrationRole::source;
-  s.uri = "tcp:10.0.0.2:4444";
-  s.total_time_ms = 5321;
-  s.setup_time_ms = 12;
-  s.downtime_ms = 87;
-  s.downtime = {.final_sync_us = 1234,
-                .last_ram_us = 20500,
-                .device_state_us = 3100,
-                .destination_load_us = 40000,
-                .resume_us = 800};
-  s.expected_downtime_ms = 90;
-  s.transferred_bytes = 1073741824;
-  s.remaining_bytes = 5242880;
-  s.normal_pages = 261000;
-  s.zero_pages = 1000;
-  s.throughput_bytes_per_s = 117000000;
-  s.dirty_pages_per_s = 2500;
-  s.iterations = 4;
-  s.throttle_percent = 20;
-  s.dirty_tracking = DirtyTracking::ring;
-  s.downtime_limit_ms = 300;
-  s.channels = 4;
-  s.compression = {Codec::zstd, 3};
-  s.multifd_bytes = 268435456;
-  s.uncompressed_bytes = 1048576000;
-  return s;
-}
-
 TEST(MigrationStatusJson, EveryDocumentedKey) {
-  const nlohmann::json j = to_json(sample_status());
+  const nlohmann::json j = to_json(test::sample_migration_status());
   const nlohmann::json expected = {
       {"state", "active"},
       {"role", "source"},
