@@ -9,10 +9,20 @@
 //   s1-engine: 1 GiB RAM, 900 MiB written once, then idle;
 //   s2-engine: 100 MiB rewritten by the dirtier at full speed, 300 ms limit;
 //   s3-engine: 512 MiB rewritten by the dirtier at full speed.
-// Arguments: scenario names to run (default: all). Prints one JSON
-// document; asserts nothing.
+// Multifd (issue 6), S1's shape with 1, 2 and 4 channels, without and with
+// zstd (level 1), on three kinds of written memory:
+//   s1-mfd-<data>-c<N>-<codec>:   1 GiB RAM, 900 MiB written once;
+//   s1x4-mfd-<data>-c<N>-<codec>: 4 GiB RAM, 3.6 GiB written once;
+// <data>: zeros (pages written with zeros: read and found zero, never sent),
+// random (incompressible), mixed (the bytes of /usr/bin and
+// /usr/lib/x86_64-linux-gnu files, repeated: realistic, compressible).
+// Arguments: scenario names or name prefixes to run (default: all). Prints
+// one JSON document; asserts nothing.
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -43,6 +53,64 @@ void fill(GuestMemory& memory, uint64_t bytes) {
   }
 }
 
+/// Writes zeros into the first `bytes` (allocated pages, unlike holes).
+void fill_zeros(GuestMemory& memory, uint64_t bytes) {
+  for (uint64_t gpa = 0; gpa < bytes; gpa += 4096) {
+    auto page = memory.host_span(gpa, 4096);
+    if (!page) break;
+    std::memset(page->data(), 0, 4096);
+  }
+}
+
+/// Up to `limit` bytes of the regular files under the system binary and
+/// library directories: what a guest's page cache typically holds.
+std::vector<uint8_t> system_binaries(uint64_t limit) {
+  std::vector<uint8_t> out;
+  for (const char* dir : {"/usr/bin", "/usr/lib/x86_64-linux-gnu"}) {
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+         it != std::filesystem::recursive_directory_iterator() && out.size() < limit;
+         it.increment(ec)) {
+      if (ec || !it->is_regular_file(ec) || it->is_symlink(ec)) continue;
+      std::ifstream file(it->path(), std::ios::binary);
+      std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(file)), {});
+      const size_t take = std::min<uint64_t>(bytes.size(), limit - out.size());
+      out.insert(out.end(), bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(take));
+    }
+  }
+  return out;
+}
+
+/// Fills the first `bytes` with copies of `source` (the system binaries).
+void fill_mixed(GuestMemory& memory, uint64_t bytes, const std::vector<uint8_t>& source) {
+  if (source.empty()) return;
+  uint64_t from = 0;
+  for (uint64_t gpa = 0; gpa < bytes; gpa += 4096) {
+    auto page = memory.host_span(gpa, 4096);
+    if (!page) break;
+    for (size_t done = 0; done < 4096;) {
+      const size_t n = std::min<uint64_t>(4096 - done, source.size() - from);
+      std::memcpy(page->data() + done, source.data() + from, n);
+      done += n;
+      from = (from + n) % source.size();
+    }
+  }
+}
+
+enum class Data { random, zeros, mixed };
+
+const char* data_name(Data d) {
+  switch (d) {
+    case Data::random:
+      return "random";
+    case Data::zeros:
+      return "zeros";
+    case Data::mixed:
+      return "mixed";
+  }
+  return "?";
+}
+
 struct Scenario {
   std::string name;
   bool auto_converge;
@@ -50,13 +118,26 @@ struct Scenario {
   uint64_t written_once_bytes;  ///< filled before the migration, then idle
   uint64_t dirty_pages;         ///< rewritten by the dirtier while it runs
   uint32_t downtime_limit_ms;
+  uint32_t channels = 0;
+  Compression compression;
+  Data data = Data::random;
 };
 
 nlohmann::json run(const Scenario& s) {
   // An idle guest still runs: it rewrites one page every 100 ms.
   fake::FakeSource source(s.ram_bytes, s.dirty_pages == 0 ? 1 : s.dirty_pages);
   source.guest.pace_us = s.dirty_pages == 0 ? 100'000 : 0;
-  fill(*source.memory, s.written_once_bytes);
+  switch (s.data) {
+    case Data::random:
+      fill(*source.memory, s.written_once_bytes);
+      break;
+    case Data::zeros:
+      fill_zeros(*source.memory, s.written_once_bytes);
+      break;
+    case Data::mixed:
+      fill_mixed(*source.memory, s.written_once_bytes, system_binaries(256ull << 20));
+      break;
+  }
   fake::FakeDestination dest(s.ram_bytes);
 
   MigrationDestination incoming(dest);
@@ -70,6 +151,8 @@ nlohmann::json run(const Scenario& s) {
   options.uri = bound->text();
   options.downtime_limit_ms = s.downtime_limit_ms;
   options.auto_converge = s.auto_converge;
+  options.channels = s.channels;
+  options.compression = s.compression;
   const auto t0 = Clock::now();
   nlohmann::json out = {{"name", s.name}};
   if (auto started = engine.start(options); !started) {
@@ -97,6 +180,15 @@ nlohmann::json run(const Scenario& s) {
   if (!status.error.empty()) out["error"] = status.error;
   out["ram_bytes"] = s.ram_bytes;
   out["written_once_bytes"] = s.written_once_bytes;
+  out["data"] = data_name(s.data);
+  out["channels"] = s.channels;
+  out["compression"] = to_string(s.compression);
+  out["multifd_bytes"] = status.multifd_bytes;
+  out["uncompressed_bytes"] = status.uncompressed_bytes;
+  // Guest bytes moved per second of the whole migration (what the user
+  // waits for), next to the bytes on the wire.
+  out["guest_bytes_per_s"] =
+      wall_ms > 0 ? static_cast<double>(s.written_once_bytes) / (wall_ms / 1000.0) : 0.0;
   out["dirtier_bytes"] = s.dirty_pages * 4096;
   out["downtime_limit_ms"] = s.downtime_limit_ms;
   out["total_time_ms"] = status.total_time_ms;
@@ -135,15 +227,47 @@ int main(int argc, char** argv) {
   // Optional arguments: names of the scenarios to run (default: all).
   std::vector<std::string> only(argv + 1, argv + argc);
   godwit::log::set_level(godwit::log::Level::warn);
-  const std::vector<Scenario> scenarios = {
-      {"s1-engine", false, 1ull << 30, 900ull << 20, 0, 300},
-      {"s2-engine", false, 256ull << 20, 0, (100ull << 20) / 4096, 300},
-      {"s3-engine", false, 1ull << 30, 0, (512ull << 20) / 4096, 300},
-      {"s3-engine-auto-converge", true, 1ull << 30, 0, (512ull << 20) / 4096, 300},
+  std::vector<Scenario> scenarios = {
+      {"s1-engine", false, 1ull << 30, 900ull << 20, 0, 300, 0, {}, Data::random},
+      {"s2-engine", false, 256ull << 20, 0, (100ull << 20) / 4096, 300, 0, {}, Data::random},
+      {"s3-engine", false, 1ull << 30, 0, (512ull << 20) / 4096, 300, 0, {}, Data::random},
+      {"s3-engine-auto-converge",
+       true,
+       1ull << 30,
+       0,
+       (512ull << 20) / 4096,
+       300,
+       0,
+       {},
+       Data::random},
+  };
+  for (const uint64_t scale : {1, 4}) {
+    for (const Data data : {Data::zeros, Data::random, Data::mixed}) {
+      for (const uint32_t channels : {1u, 2u, 4u}) {
+        for (const Codec codec : {Codec::none, Codec::zstd}) {
+          Scenario s{std::string(scale == 1 ? "s1" : "s1x4") + "-mfd-" + data_name(data) + "-c" +
+                         std::to_string(channels) + "-" + (codec == Codec::zstd ? "zstd" : "none"),
+                     false,
+                     scale << 30,
+                     scale * (900ull << 20),
+                     0,
+                     300,
+                     channels,
+                     {codec, 1},
+                     data};
+          scenarios.push_back(s);
+        }
+      }
+    }
+  }
+  const auto wanted = [&](const std::string& name) {
+    return only.empty() || std::ranges::any_of(only, [&](const std::string& prefix) {
+             return name.starts_with(prefix);
+           });
   };
   nlohmann::json results = nlohmann::json::array();
   for (const Scenario& s : scenarios) {
-    if (!only.empty() && std::find(only.begin(), only.end(), s.name) == only.end()) continue;
+    if (!wanted(s.name)) continue;
     std::fprintf(stderr, "migration engine bench: %s ...\n", s.name.c_str());
     results.push_back(run(s));
     std::fprintf(stderr, "%s\n", results.back().dump().c_str());

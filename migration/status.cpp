@@ -117,7 +117,7 @@ Result<void> validate(const SendOptions& options) {
   }
   if (options.compression.codec != Codec::none && options.channels == 0) {
     return fail("compression " + to_string(options.compression) +
-                " needs multifd channels (--channels N, N >= 1)");
+                " needs multifd channels (channels >= 1)");
   }
   if (options.compression.codec == Codec::zstd &&
       (options.compression.level < 1 || options.compression.level > 19)) {
