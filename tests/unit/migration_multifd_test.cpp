@@ -10,6 +10,7 @@
 #include "migration/multifd.h"
 #include "migration/multifd_packet.h"
 #include "migration_engine_support.h"
+#include "netns_util.h"
 
 namespace godwit::migration {
 namespace {
@@ -85,6 +86,40 @@ TEST(MultifdMigrationEngine, OverAUnixSocket) {
   ASSERT_TRUE(engine.start(multifd_to(incoming.uri, 4, {Codec::zstd, 1})));
   expect_multifd_completed(source, dest, engine.wait(), 4, {Codec::zstd, 1});
   ASSERT_TRUE(incoming.finish());
+}
+
+// The two ends in different network namespaces joined by a veth link, so
+// every channel crosses a real (virtual) device instead of loopback; with
+// and without multifd. A thread inherits its creator's namespace, so each
+// engine's threads live where the thread that started it entered.
+TEST(MultifdMigrationEngine, BetweenNetworkNamespacesOverAVethLink) {
+  test::VethPair link;
+  if (const std::string why = link.create(); !why.empty()) GTEST_SKIP() << why;
+  for (const uint32_t channels : {0u, 4u}) {
+    SCOPED_TRACE(std::to_string(channels) + " channels");
+    FakeSource source;
+    FakeDestination dest;
+    std::optional<Incoming> incoming;
+    std::thread([&] {
+      ASSERT_EQ(link.enter_b(), "");
+      incoming.emplace(dest, EngineTuning{},
+                       std::string("tcp:") + test::VethPair::kAddressB + ":0");
+    }).join();
+    ASSERT_TRUE(incoming);
+    MigrationSource engine(source);
+    const Compression compression = channels == 0 ? Compression{} : Compression{Codec::zstd, 1};
+    std::thread([&] {
+      ASSERT_EQ(link.enter_a(), "");
+      ASSERT_TRUE(engine.start(multifd_to(incoming->uri, channels, compression)));
+    }).join();
+    const MigrationStatus status = engine.wait();
+    if (channels == 0) {
+      expect_completed(source, dest, status);
+    } else {
+      expect_multifd_completed(source, dest, status, channels, compression);
+    }
+    ASSERT_TRUE(incoming->finish());
+  }
 }
 
 // Channel 0 applies every packet late, so the other channels finish each

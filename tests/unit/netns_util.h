@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -134,6 +135,64 @@ inline bool wait_readable(int fd, int timeout_ms = 5000) {
   pollfd p{fd, POLLIN, 0};
   return ::poll(&p, 1, timeout_ms) == 1 && (p.revents & POLLIN);
 }
+
+/// Two private network namespaces joined by a veth pair, 10.199.0.1/24 in
+/// "a" and 10.199.0.2/24 in "b", for traffic that crosses a real (virtual)
+/// link instead of loopback. Made with ip(8) as named namespaces (so any
+/// thread can enter either by path) and deleted on destruction.
+class VethPair {
+ public:
+  static constexpr const char* kAddressA = "10.199.0.1";
+  static constexpr const char* kAddressB = "10.199.0.2";
+
+  VethPair() = default;
+  VethPair(const VethPair&) = delete;
+  VethPair& operator=(const VethPair&) = delete;
+  ~VethPair() {
+    for (const std::string& ns : {a_, b_}) {
+      if (!ns.empty()) (void)!std::system(("ip netns del " + ns + " 2>/dev/null").c_str());
+    }
+  }
+
+  /// Creates both namespaces and the link; returns why not (empty on success).
+  std::string create() {
+    if (::geteuid() != 0) return "not root: creating network namespaces needs CAP_SYS_ADMIN";
+    if (std::system("ip -V >/dev/null 2>&1") != 0) return "ip(8) is not installed (iproute2)";
+    const std::string tag = std::to_string(::getpid());
+    a_ = "godwit-test-a-" + tag;
+    b_ = "godwit-test-b-" + tag;
+    const std::string commands[] = {
+        "ip netns add " + a_,
+        "ip netns add " + b_,
+        "ip -n " + a_ + " link add veth-a type veth peer name veth-b netns " + b_,
+        "ip -n " + a_ + " addr add " + kAddressA + "/24 dev veth-a",
+        "ip -n " + b_ + " addr add " + kAddressB + "/24 dev veth-b",
+        "ip -n " + a_ + " link set veth-a up",
+        "ip -n " + b_ + " link set veth-b up",
+        "ip -n " + a_ + " link set lo up",
+        "ip -n " + b_ + " link set lo up",
+    };
+    for (const std::string& command : commands) {
+      if (std::system((command + " 2>/dev/null").c_str()) != 0) return "failed: " + command;
+    }
+    return {};
+  }
+  /// Moves the calling thread into namespace a / b; returns why not.
+  [[nodiscard]] std::string enter_a() const { return enter(a_); }
+  [[nodiscard]] std::string enter_b() const { return enter(b_); }
+
+ private:
+  static std::string enter(const std::string& name) {
+    UniqueFd ns(::open(("/run/netns/" + name).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ns) return "open /run/netns/" + name + ": " + std::strerror(errno);
+    if (::setns(ns.get(), CLONE_NEWNET) != 0) {
+      return "setns " + name + ": " + std::strerror(errno);
+    }
+    return {};
+  }
+  std::string a_;
+  std::string b_;
+};
 
 }  // namespace godwit::test
 
