@@ -21,13 +21,12 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "base/log.h"
+#include "bench/bench_data.h"
 #include "migration_fake_vm.h"
 
 namespace {
@@ -60,25 +59,6 @@ void fill_zeros(GuestMemory& memory, uint64_t bytes) {
     if (!page) break;
     std::memset(page->data(), 0, 4096);
   }
-}
-
-/// Up to `limit` bytes of the regular files under the system binary and
-/// library directories: what a guest's page cache typically holds.
-std::vector<uint8_t> system_binaries(uint64_t limit) {
-  std::vector<uint8_t> out;
-  for (const char* dir : {"/usr/bin", "/usr/lib/x86_64-linux-gnu"}) {
-    std::error_code ec;
-    for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
-         it != std::filesystem::recursive_directory_iterator() && out.size() < limit;
-         it.increment(ec)) {
-      if (ec || !it->is_regular_file(ec) || it->is_symlink(ec)) continue;
-      std::ifstream file(it->path(), std::ios::binary);
-      std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(file)), {});
-      const size_t take = std::min<uint64_t>(bytes.size(), limit - out.size());
-      out.insert(out.end(), bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(take));
-    }
-  }
-  return out;
 }
 
 /// Fills the first `bytes` with copies of `source` (the system binaries).
@@ -135,7 +115,7 @@ nlohmann::json run(const Scenario& s) {
       fill_zeros(*source.memory, s.written_once_bytes);
       break;
     case Data::mixed:
-      fill_mixed(*source.memory, s.written_once_bytes, system_binaries(256ull << 20));
+      fill_mixed(*source.memory, s.written_once_bytes, bench::system_file_bytes(256ull << 20));
       break;
   }
   fake::FakeDestination dest(s.ram_bytes);

@@ -18,14 +18,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench/bench_data.h"
 #include "migration/multifd_packet.h"
 #include "migration/transport.h"
 
@@ -46,44 +45,6 @@ double seconds_since(Clock::time_point t0) {
 
 double mb_per_s(uint64_t bytes, double seconds) {
   return seconds > 0 ? static_cast<double>(bytes) / 1e6 / seconds : 0.0;
-}
-
-Bytes random_bytes(size_t size) {
-  Bytes out(size);
-  uint64_t x = 0x9E3779B97F4A7C15ull;
-  for (size_t i = 0; i + 8 <= size; i += 8) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    std::memcpy(out.data() + i, &x, 8);
-  }
-  return out;
-}
-
-/// Up to `size` bytes of the regular files under `dirs` (sorted paths, so
-/// every run reads the same bytes), cut to whole pages.
-Bytes file_bytes(const std::vector<std::string>& dirs, size_t size) {
-  std::vector<std::filesystem::path> files;
-  for (const std::string& dir : dirs) {
-    std::error_code ec;
-    for (auto it = std::filesystem::recursive_directory_iterator(
-             dir, std::filesystem::directory_options::skip_permission_denied, ec);
-         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-      if (it->is_regular_file(ec) && !it->is_symlink(ec)) files.push_back(it->path());
-    }
-  }
-  std::sort(files.begin(), files.end());
-  Bytes out;
-  out.reserve(size);
-  for (const auto& path : files) {
-    if (out.size() >= size) break;
-    std::ifstream in(path, std::ios::binary);
-    Bytes content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const size_t take = std::min(content.size(), size - out.size());
-    out.insert(out.end(), content.begin(), content.begin() + static_cast<long>(take));
-  }
-  out.resize(out.size() / kPageSize * kPageSize);
-  return out;
 }
 
 struct DataSet {
@@ -210,8 +171,8 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "multifd codec bench: reading the data sets ...\n");
   std::vector<DataSet> sets;
   sets.push_back({"zeros", Bytes(size, 0)});
-  sets.push_back({"random", random_bytes(size)});
-  sets.push_back({"mixed", file_bytes({"/usr/bin", "/usr/lib/x86_64-linux-gnu"}, size)});
+  sets.push_back({"random", bench::random_bytes(size)});
+  sets.push_back({"mixed", bench::system_file_bytes(size)});
 
   nlohmann::json codec = nlohmann::json::array();
   for (const DataSet& set : sets) {
