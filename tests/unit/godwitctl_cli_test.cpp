@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "api_test_support.h"
+#include "godwitctl_test_support.h"
 #include "test_util.h"
 #include "tools/godwitctl/cli.h"
 #include "tools/godwitctl/command.h"
@@ -16,25 +17,10 @@
 namespace godwit::ctl {
 namespace {
 
+using test::CtlRun;
 using test::FakeVm;
+using test::run_ctl;
 using test::TempSocketPath;
-
-/// One godwitctl run: exit status and what it printed.
-struct CtlRun {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-CtlRun run_ctl(const std::vector<std::string>& args, CliEnvironment environment = {}) {
-  std::ostringstream out;
-  std::ostringstream err;
-  CtlRun run;
-  run.exit_code = run_godwitctl(args, out, err, environment);
-  run.out = out.str();
-  run.err = err.str();
-  return run;
-}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
