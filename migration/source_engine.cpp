@@ -86,6 +86,11 @@ class MigrationSource::Run {
   /// Multifd: ends the round (SYNC on every channel, FLUSH here). Runs
   /// before every exact or final query and after the final drain.
   [[nodiscard]] Result<void> flush_round();
+  /// Before the vCPUs stop: waits until the destination has applied
+  /// everything sent so far (FLUSH on multifd, then a PING whose PONG comes
+  /// back only after it), so the downtime covers the final delta alone and
+  /// not also the data still in socket buffers and channel queues.
+  [[nodiscard]] Result<void> drain_in_flight();
   /// Bytes sent on the main channel and the multifd channels.
   [[nodiscard]] uint64_t total_bytes() const;
   [[nodiscard]] Result<void> send(wire::FrameType type, std::span<const uint8_t> head,
@@ -124,6 +129,7 @@ class MigrationSource::Run {
   std::atomic<bool> rp_stop_{false};
   std::atomic<uint32_t> pings_sent_{0};
   uint64_t pongs_received_ = 0;  ///< under rp_mutex_
+  uint32_t last_pong_ = 0;       ///< highest PONG value; under rp_mutex_
   /// When the frame being written started (steady clock ns), 0 when none:
   /// the return-path reader watches it for a destination that stopped reading.
   std::atomic<int64_t> send_started_ns_{0};
@@ -370,6 +376,7 @@ Result<void> MigrationSource::Run::precopy() {
         continue;
       }
       case PrecopyAction::switchover: {
+        TRY_VOID(drain_in_flight());
         TRY_VOID(transition(MigrationState::active, MigrationState::device));
         stop_time_ = Clock::now();
         if (vm_.running()) {
@@ -608,6 +615,31 @@ Result<uint64_t> MigrationSource::Run::send_ram_packets(uint64_t budget, bool& d
   return planned;
 }
 
+Result<void> MigrationSource::Run::drain_in_flight() {
+  const Clock::time_point t = Clock::now();
+  const uint64_t sent = total_bytes();
+  TRY_VOID(flush_round());
+  const uint32_t value = ++pings_sent_;
+  TRY_VOID(send(wire::FrameType::ping, wire::encode_u32(value)));
+  const auto deadline = Clock::now() + tuning_.reply_timeout;
+  for (;;) {
+    {
+      std::unique_lock lock(rp_mutex_);
+      rp_event_.wait_for(lock, std::chrono::milliseconds(20),
+                         [&] { return last_pong_ >= value || rp_failure_.has_value(); });
+      if (last_pong_ >= value) break;
+    }
+    TRY_VOID(check());
+    if (Clock::now() >= deadline) {
+      return fail("the destination did not confirm the data in flight within " +
+                  std::to_string(tuning_.reply_timeout.count()) + " ms");
+    }
+  }
+  log::info("migration: the destination applied everything sent (" + std::to_string(sent) +
+            " bytes) " + std::to_string(us_since(t) / 1000) + " ms before the vCPUs stop");
+  return {};
+}
+
 Result<void> MigrationSource::Run::flush_round() {
   if (!multifd_) return {};
   const uint32_t round = TRY(multifd_->sync());
@@ -773,6 +805,7 @@ void MigrationSource::Run::return_path_main() {
           return;
         }
         ++pongs_received_;
+        last_pong_ = std::max(last_pong_, value);
         break;
       }
       case wire::FrameType::switchover_ack:

@@ -159,6 +159,38 @@ TEST(MultifdMigrationEngine, ASlowChannelNeverAppliesAPageOutOfRoundOrder) {
   EXPECT_GE(max_round.load(), 3u) << "the test needs pages in several rounds";
 }
 
+// The vCPUs stop only once the destination has applied everything sent so
+// far: data still in socket buffers and channel queues would otherwise be
+// downtime the switchover decision never counted. A slow destination keeps
+// many packets in flight; when the source leaves `active`, the destination
+// must have received every byte the source had reported sent.
+TEST(MultifdMigrationEngine, TheVcpusStopOnlyAfterTheDataInFlightWasApplied) {
+  FakeSource source;
+  FakeDestination dest;
+  EngineTuning slow;
+  slow.multifd_before_apply = [](uint32_t, uint32_t) {
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  };
+  Incoming incoming(dest, slow);
+  std::optional<uint64_t> sent_by_source;
+  std::optional<uint64_t> received_by_destination;
+  EngineTuning tuning;
+  MigrationSource* engine_ptr = nullptr;
+  tuning.on_transition = [&](MigrationState from, MigrationState to) {
+    if (from == MigrationState::active && to == MigrationState::device) {
+      sent_by_source = engine_ptr->status().transferred_bytes;
+      received_by_destination = incoming.engine.status().transferred_bytes;
+    }
+  };
+  MigrationSource engine(source, tuning);
+  engine_ptr = &engine;
+  ASSERT_TRUE(engine.start(multifd_to(incoming.uri, 2, {})));
+  expect_multifd_completed(source, dest, engine.wait(), 2, {});
+  ASSERT_TRUE(incoming.finish());
+  ASSERT_TRUE(sent_by_source && received_by_destination);
+  EXPECT_GE(*received_by_destination, *sent_by_source);
+}
+
 // --------------------------------------------------------------------------
 // faults on one channel: the error names it, the source keeps running
 
