@@ -35,46 +35,49 @@ using namespace godwit;
 using namespace godwit::migration;
 using fake::Clock;
 
-/// Fills `bytes` from gpa 0 with data that neither compresses to nothing nor
-/// is zero: a per-page xorshift stream.
+/// Calls `write(page)` for each page of the first `bytes` of guest RAM, in
+/// address order across regions (RAM above 3 GiB continues above 4 GiB).
+template <typename F>
+void for_each_page(GuestMemory& memory, uint64_t bytes, F&& write) {
+  uint64_t left = bytes / 4096;
+  for (const MemoryRegion& region : memory.regions()) {
+    for (uint64_t off = 0; off < region.size && left > 0; off += 4096, --left) {
+      write(region.host + off);
+    }
+  }
+}
+
+/// Fills `bytes` of RAM with data that neither compresses to nothing nor is
+/// zero: a per-page xorshift stream.
 void fill(GuestMemory& memory, uint64_t bytes) {
   uint64_t x = 0x9E3779B97F4A7C15ull;
-  for (uint64_t gpa = 0; gpa < bytes; gpa += 4096) {
-    auto page = memory.host_span(gpa, 4096);
-    if (!page) break;
-    auto* words = reinterpret_cast<uint64_t*>(page->data());
+  for_each_page(memory, bytes, [&](uint8_t* page) {
     for (size_t i = 0; i < 512; ++i) {
       x ^= x << 13;
       x ^= x >> 7;
       x ^= x << 17;
-      words[i] = x;
+      std::memcpy(page + i * 8, &x, 8);
     }
-  }
+  });
 }
 
-/// Writes zeros into the first `bytes` (allocated pages, unlike holes).
+/// Writes zeros into `bytes` of RAM (allocated pages, unlike holes).
 void fill_zeros(GuestMemory& memory, uint64_t bytes) {
-  for (uint64_t gpa = 0; gpa < bytes; gpa += 4096) {
-    auto page = memory.host_span(gpa, 4096);
-    if (!page) break;
-    std::memset(page->data(), 0, 4096);
-  }
+  for_each_page(memory, bytes, [](uint8_t* page) { std::memset(page, 0, 4096); });
 }
 
-/// Fills the first `bytes` with copies of `source` (the system binaries).
+/// Fills `bytes` of RAM with copies of `source` (the system binaries).
 void fill_mixed(GuestMemory& memory, uint64_t bytes, const std::vector<uint8_t>& source) {
   if (source.empty()) return;
   uint64_t from = 0;
-  for (uint64_t gpa = 0; gpa < bytes; gpa += 4096) {
-    auto page = memory.host_span(gpa, 4096);
-    if (!page) break;
+  for_each_page(memory, bytes, [&](uint8_t* page) {
     for (size_t done = 0; done < 4096;) {
       const size_t n = std::min<uint64_t>(4096 - done, source.size() - from);
-      std::memcpy(page->data() + done, source.data() + from, n);
+      std::memcpy(page + done, source.data() + from, n);
       done += n;
       from = (from + n) % source.size();
     }
-  }
+  });
 }
 
 enum class Data { random, zeros, mixed };
