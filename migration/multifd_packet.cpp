@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <string>
 
+#include "base/le_bytes.h"
 #include "migration/crc32c.h"
+#include "snapshot/memory_file_format.h"
 
 namespace godwit::migration::multifd {
 namespace {
@@ -29,22 +31,6 @@ constexpr size_t kOffHeaderCrc = 44;
 static_assert(kOffHeaderCrc + 4 == kPacketHeaderBytes);
 
 constexpr size_t kGpaBytes = 8;
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-void put_le(uint8_t* out, uint64_t v, int width) {
-  for (int i = 0; i < width; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-
-uint64_t get_le(const uint8_t* in, int width) {
-  uint64_t v = 0;
-  for (int i = 0; i < width; ++i) v |= static_cast<uint64_t>(in[i]) << (8 * i);
-  return v;
-}
 
 /// Makes `buffer` at least `size` bytes without ever shrinking it, so a
 /// steady stream of packets allocates (and zero-fills) nothing.
@@ -96,8 +82,8 @@ bool page_aligned(uint64_t gpa) { return gpa % kPageSize == 0; }
 Result<void> check_aligned(std::span<const uint64_t> gpas, const char* kind) {
   for (size_t i = 0; i < gpas.size(); ++i) {
     if (!page_aligned(gpas[i]))
-      return fail(std::string(kind) + " page " + std::to_string(i) + " at gpa " + hex(gpas[i]) +
-                  " is not page aligned");
+      return fail(std::string(kind) + " page " + std::to_string(i) + " at gpa " +
+                  snapshot::hex_u64(gpas[i]) + " is not page aligned");
   }
   return {};
 }
@@ -127,14 +113,14 @@ Result<PacketHeader> decode_header(std::span<const uint8_t, kPacketHeaderBytes> 
   const uint8_t* p = bytes.data();
   const auto magic = static_cast<uint32_t>(get_le(p + kOffMagic, 4));
   if (magic != kPacketMagic)
-    return fail("bad magic " + hex(magic) + ": not a godwit multifd stream");
+    return fail("bad magic " + snapshot::hex_u64(magic) + ": not a godwit multifd stream");
   const auto version = static_cast<uint16_t>(get_le(p + kOffVersion, 2));
   if (version != kPacketVersion)
     return fail("packet version " + std::to_string(version) + ", this build speaks version " +
                 std::to_string(kPacketVersion));
   PacketHeader h;
   h.flags = static_cast<uint16_t>(get_le(p + kOffFlags, 2));
-  if ((h.flags & ~kFlagSync) != 0) return fail("unknown flags " + hex(h.flags));
+  if ((h.flags & ~kFlagSync) != 0) return fail("unknown flags " + snapshot::hex_u64(h.flags));
   if (p[kOffReserved] != 0 || p[kOffReserved + 1] != 0 || p[kOffReserved + 2] != 0)
     return fail("reserved header bytes are not zero");
   const auto page_size = static_cast<uint32_t>(get_le(p + kOffPageSize, 4));

@@ -10,7 +10,9 @@
 #include <map>
 #include <random>
 
+#include "base/le_bytes.h"
 #include "migration/crc32c.h"
+#include "snapshot/memory_file_format.h"
 
 namespace godwit::migration::wire {
 namespace {
@@ -37,22 +39,6 @@ bool is_known_type(uint16_t type) {
   for (const auto& t : kTypeNames)
     if (static_cast<uint16_t>(t.type) == type) return true;
   return false;
-}
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-void put_le(uint8_t* out, uint64_t v, int width) {
-  for (int i = 0; i < width; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-
-uint64_t get_le(const uint8_t* in, int width) {
-  uint64_t v = 0;
-  for (int i = 0; i < width; ++i) v |= static_cast<uint64_t>(in[i]) << (8 * i);
-  return v;
 }
 
 /// Fails unless `frame.type` is one of `types`; the error names what was
@@ -153,7 +139,7 @@ std::string layout_text(const std::vector<RegionDescription>& memory) {
   if (memory.empty()) return "no memory";
   std::string out;
   for (const auto& r : memory)
-    out += (out.empty() ? "" : " + ") + size_text(r.size) + " at " + hex(r.gpa);
+    out += (out.empty() ? "" : " + ") + size_text(r.size) + " at " + snapshot::hex_u64(r.gpa);
   return out;
 }
 
@@ -191,7 +177,8 @@ Result<Hello> decode_hello(std::span<const uint8_t, kHelloBytes> bytes) {
   uint32_t crc = static_cast<uint32_t>(get_le(bytes.data() + kHelloCrcOffset, 4));
   uint32_t actual = crc32c(bytes.first(kHelloCrcOffset));
   if (crc != actual)
-    return fail("hello checksum mismatch (stored " + hex(crc) + ", computed " + hex(actual) + ")");
+    return fail("hello checksum mismatch (stored " + snapshot::hex_u64(crc) + ", computed " +
+                snapshot::hex_u64(actual) + ")");
   Hello h;
   h.protocol_version = static_cast<uint32_t>(get_le(bytes.data() + 8, 4));
   std::copy(bytes.begin() + 12, bytes.begin() + 28, h.session_id.begin());

@@ -18,23 +18,15 @@
 #include <vector>
 
 #include "migration/crc32c.h"
+#include "migration_socket_pair.h"
 
 namespace godwit::migration::multifd {
 namespace {
 
 using Bytes = std::vector<uint8_t>;
 
-struct Pair {
-  Connection a;
-  Connection b;
-};
-
-/// Two connected ends of a unix socketpair.
-Pair socket_pair() {
-  int fds[2];
-  EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-  return {Connection(UniqueFd(fds[0]), "end-a"), Connection(UniqueFd(fds[1]), "end-b")};
-}
+using test::Pair;
+using test::socket_pair;
 
 std::string error_of(const auto& result) {
   return result ? std::string("(succeeded)") : result.error().message;
