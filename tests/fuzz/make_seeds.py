@@ -1,10 +1,17 @@
 #!/usr/bin/env python3
-"""Writes the virtqueue fuzzer's seed corpus (tests/fuzz/corpus/*.bin): a few
-well-formed rings (plain, multi-descriptor, indirect, wrap-around, event
-index) and a few malformed ones, in the input layout documented at the top of
-virtqueue_fuzzer.cpp. Re-run after changing that layout."""
+"""Writes the fuzzers' seed corpora, one directory per target:
+tests/fuzz/corpus/virtqueue/*.bin: a few well-formed rings (plain,
+multi-descriptor, indirect, wrap-around, event index) and a few malformed
+ones, in the input layout documented at the top of virtqueue_fuzzer.cpp;
+tests/fuzz/corpus/migration/*.bin: well-formed migration messages (SETUP and
+the other frames, a hello, multifd packet streams with and without zstd, a
+RAM section, a load_pages call) in the layout at the top of
+migration_fuzzer.cpp. Re-run after changing either layout. Needs the zstd
+command for the compressed multifd packet."""
 import os
 import struct
+import subprocess
+import tempfile
 
 DESC, AVAIL, USED, TABLE, DATA = 0x100, 0x300, 0x400, 0x600, 0x800
 NEXT, WRITE, INDIRECT = 1, 2, 4
@@ -83,12 +90,128 @@ def seeds():
     yield "nested_indirect", nested
 
 
+# --- migration (layouts: migration/wire.h, multifd_packet.h, ram_migratable.h)
+
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC_TABLE = _crc32c_table()
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc = _CRC_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283
+
+PAGE = 4096
+SETUP, SECTION, GO = 0x0001, 0x0002, 0x0006
+SETUP_ACCEPT, PONG, SWITCHOVER_ACK, ERROR, LOADED = 0x0101, 0x0102, 0x0103, 0x0104, 0x0105
+
+
+def string(text):
+    raw = text.encode()
+    return struct.pack("<I", len(raw)) + raw
+
+
+def key(kind, instance):
+    return string(kind) + struct.pack("<I", instance)
+
+
+def page(seed):
+    """A compressible page that differs per seed."""
+    return bytes((seed + i // 64) & 0xFF for i in range(PAGE))
+
+
+def setup_payload():
+    """SETUP asking for switchover-ack and 2 zstd multifd channels, for the
+    same VM as destination_vm() in migration_fuzzer.cpp."""
+    vm = struct.pack("<IQQ", 1, 0, 1 << 20) + struct.pack("<III", 2, 2000000, 3)
+    for kind, instance in (("ram", 0), ("vcpu", 0), ("vcpu", 1)):
+        vm += key(kind, instance) + struct.pack("<II", 1, 1)
+    vm += string("fuzz")
+    return struct.pack("<QB", 3, 1) + vm + struct.pack("<IB", 2, 1)
+
+
+def ram_payload():
+    runs = [(0x0, 2, 1), (0x10000, 16, 0), (0xFF000, 1, 1)]
+    out = struct.pack("<I", len(runs))
+    for gpa, pages, kind in runs:
+        out += struct.pack("<QIB", gpa, pages, kind)
+        if kind == 1:
+            out += b"".join(page(gpa // PAGE + p) for p in range(pages))
+    return out
+
+
+def zstd(data):
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(data)
+        f.flush()
+        return subprocess.run(["zstd", "-q", "-c", "--no-check", f.name], check=True,
+                              stdout=subprocess.PIPE).stdout
+
+
+def packet(sequence, data_gpas, zero_gpas, codec=0, sync=False, round_=1):
+    data = b"".join(page(gpa // PAGE) for gpa in data_gpas)
+    payload = zstd(data) if codec == 1 else data
+    lists = b"".join(struct.pack("<Q", g) for g in list(data_gpas) + list(zero_gpas))
+    head = struct.pack("<IHHQIIIIB3xII", 0x46444D47, 1, 1 if sync else 0, sequence, round_,
+                       len(data_gpas), len(zero_gpas), PAGE, codec, len(payload),
+                       crc32c(payload))
+    return head + struct.pack("<I", crc32c(lists, crc32c(head))) + lists + payload
+
+
+def hello():
+    body = b"GDWTMIGR" + struct.pack("<I", 1) + bytes(range(16)) + struct.pack("<BI", 2, 3)
+    return body + struct.pack("<I", crc32c(body))
+
+
+def migration_seeds():
+    """(name, selector, flags, input) per seed."""
+    frame = lambda t, payload: struct.pack("<H", t) + payload
+    yield "frame_setup", 0, 0, frame(SETUP, setup_payload())
+    yield "frame_setup_accept", 0, 0, frame(SETUP_ACCEPT, struct.pack("<QB", 1, 1))
+    yield "frame_section_ram", 0, 0, frame(SECTION, key("ram", 0) + struct.pack("<I", 1) +
+                                           ram_payload())
+    yield "frame_pong", 0, 0, frame(PONG, struct.pack("<I", 7))
+    yield "frame_loaded", 0, 0, frame(LOADED, struct.pack("<Q", 1234))
+    yield "frame_error", 0, 0, frame(ERROR, string("vCPU count: source 2, destination 1"))
+    yield "frame_switchover_ack", 0, 0, frame(SWITCHOVER_ACK, key("vcpu", 1) +
+                                              struct.pack("<I", 5))
+    yield "frame_go", 0, 0, frame(GO, b"")
+    yield "hello", 1, 0, hello()
+    yield "multifd_none", 2, 0, (packet(0, [0x1000, 0x3000], [0x2000]) +
+                                 packet(1, [], [], sync=True))
+    yield "multifd_zstd", 2, 1 | 2, (packet(0, [0x4000, 0x5000, 0x6000], [0x7000], codec=1) +
+                                     packet(1, [0x8000], []) + packet(2, [], [], sync=True))
+    yield "ram_section", 3, 0, ram_payload()
+    gpas = struct.pack("<QQQ", 0x2000, 0xFE000, 0x3000)
+    yield "load_pages", 4, 1, struct.pack("<BB", 2, 1) + gpas + page(2) + page(0xFE)
+
+
 def main():
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+    out = os.path.join(root, "virtqueue")
     os.makedirs(out, exist_ok=True)
     for name, image in seeds():
         with open(os.path.join(out, name + ".bin"), "wb") as f:
             f.write(image.bytes())
+    out = os.path.join(root, "migration")
+    os.makedirs(out, exist_ok=True)
+    for name, selector, flags, data in migration_seeds():
+        with open(os.path.join(out, name + ".bin"), "wb") as f:
+            f.write(struct.pack("<BB", selector, flags) + data)
 
 
 if __name__ == "__main__":
