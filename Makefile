@@ -35,8 +35,9 @@ demo: deps build
 # The whole suite: every test of the normal build, then the unit tests again
 # under AddressSanitizer + UndefinedBehaviorSanitizer.
 # Every run always happens; the target fails if any failed: the whole suite
-# of the normal build, the unit tests under ASan+UBSan, and a bounded
-# libFuzzer run over the virtqueue parser (longer runs: tests/fuzz/run_fuzz.sh N).
+# of the normal build, the unit tests under ASan+UBSan, and bounded
+# libFuzzer runs over the virtqueue parser and the migration parsers (longer
+# runs: tests/fuzz/run_fuzz.sh N [virtqueue|migration]).
 test: deps build build-asan
 	@status=0; \
 	(cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 -LE unverified) || status=1; \
@@ -45,6 +46,10 @@ test: deps build build-asan
 	echo "== virtqueue fuzzer, 60 s (clang 14, libFuzzer) =="; \
 	tests/fuzz/run_fuzz.sh 60 >build-fuzz.log 2>&1 && tail -n 3 build-fuzz.log || \
 	  { status=1; tail -n 40 build-fuzz.log; }; \
+	echo "== migration fuzzer, 30 s (clang 14, libFuzzer) =="; \
+	tests/fuzz/run_fuzz.sh 30 migration >build-fuzz-migration.log 2>&1 && \
+	  tail -n 3 build-fuzz-migration.log || \
+	  { status=1; tail -n 40 build-fuzz-migration.log; }; \
 	exit $$status
 
 # Tests written on a machine without /dev/kvm (tests/unverified/, ctest
@@ -63,4 +68,4 @@ docker-test:
 	@./scripts/docker-test.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz build-fuzz.log
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz build-fuzz.log build-fuzz-migration.log
