@@ -5,7 +5,7 @@ multi-descriptor, indirect, wrap-around, event index) and a few malformed
 ones, in the input layout documented at the top of virtqueue_fuzzer.cpp;
 tests/fuzz/corpus/migration/*.bin: well-formed migration messages (SETUP and
 the other frames, a hello, multifd packet streams with and without zstd, a
-RAM section, a load_pages call) in the layout at the top of
+RAM section, a load_pages call, a main-channel stream) in the layout at the top of
 migration_fuzzer.cpp. Re-run after changing either layout. Needs the zstd
 command for the compressed multifd packet."""
 import os
@@ -116,7 +116,7 @@ def crc32c(data, crc=0):
 assert crc32c(b"123456789") == 0xE3069283
 
 PAGE = 4096
-SETUP, SECTION, GO = 0x0001, 0x0002, 0x0006
+SETUP, SECTION, PING, COMPLETE, GO = 0x0001, 0x0002, 0x0003, 0x0005, 0x0006
 SETUP_ACCEPT, PONG, SWITCHOVER_ACK, ERROR, LOADED = 0x0101, 0x0102, 0x0103, 0x0104, 0x0105
 
 
@@ -198,6 +198,17 @@ def migration_seeds():
     yield "ram_section", 3, 0, ram_payload()
     gpas = struct.pack("<QQQ", 0x2000, 0xFE000, 0x3000)
     yield "load_pages", 4, 1, struct.pack("<BB", 2, 1) + gpas + page(2) + page(0xFE)
+    section = key("ram", 0) + struct.pack("<I", 1) + ram_payload()
+    stream = hello() + b"".join(wire_frame(t, p) for t, p in (
+        (SETUP, setup_payload()), (SECTION, section), (PING, struct.pack("<I", 1)),
+        (COMPLETE, b""), (GO, b"")))
+    yield "main_stream", 5, 2, stream
+
+
+def wire_frame(frame_type, payload):
+    """type u16 | length u32 | payload | crc32c over all of that."""
+    body = struct.pack("<HI", frame_type, len(payload)) + payload
+    return body + struct.pack("<I", crc32c(body))
 
 
 def main():
