@@ -16,7 +16,8 @@
 //                accepted packets are loaded with load_pages(). Flag bit 0:
 //                the channel was negotiated as zstd (else none). Bit 1:
 //                recompute both checksums and the sequence number of every
-//                packet first, so mutations reach the checks behind them.
+//                packet first, so mutations reach the checks behind them;
+//                bit 2 then keeps the sequence numbers as they are.
 //   3 ram:       a RAM section payload for RamMigratable::load(). Flag bit
 //                0: claim version 2 (unsupported) instead of 1.
 //   4 pages:     data count u8 | zero count u8 | the gpas, u64 each | page
@@ -382,13 +383,14 @@ void fuzz_main_stream(uint8_t flags, std::span<const uint8_t> in) {
 // ---------------------------------------------------------------------------
 // multifd
 
-/// Rewrites every packet's payload checksum, header checksum and sequence
-/// number in place, as far as the stream holds whole fields.
-void fix_packets(std::vector<uint8_t>& s) {
+/// Rewrites every packet's payload checksum, header checksum and (unless
+/// `keep_sequence`) sequence number in place, as far as the stream holds
+/// whole fields.
+void fix_packets(std::vector<uint8_t>& s, bool keep_sequence) {
   size_t at = 0;
   for (uint64_t sequence = 0; at + multifd::kPacketHeaderBytes <= s.size(); ++sequence) {
     uint8_t* h = s.data() + at;
-    put_le(h + 8, sequence, 8);
+    if (!keep_sequence) put_le(h + 8, sequence, 8);
     const uint64_t pages = get_le(h + 20, 4) + get_le(h + 24, 4);
     const uint64_t lists = pages * 8;
     const uint64_t payload = h[32] == 0 ? get_le(h + 20, 4) * kPageSize : get_le(h + 36, 4);
@@ -404,7 +406,7 @@ void fix_packets(std::vector<uint8_t>& s) {
 
 void fuzz_multifd(uint8_t flags, std::span<const uint8_t> in) {
   std::vector<uint8_t> stream(in.begin(), in.end());
-  if (flags & 2) fix_packets(stream);
+  if (flags & 2) fix_packets(stream, (flags & 4) != 0);
   if (stream.size() >= multifd::kPacketHeaderBytes) {
     auto header = note("decode_header", multifd::decode_header(std::span<const uint8_t, 48>(
                                             stream.data(), multifd::kPacketHeaderBytes)));
