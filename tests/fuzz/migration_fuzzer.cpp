@@ -97,6 +97,8 @@ struct Ram {
   std::unique_ptr<RamMigratable> ram;
 };
 
+/// One RAM for the whole run (creating a memfd per input would dominate the
+/// time); never destroyed, so nothing depends on static destruction order.
 Ram& ram() {
   static Ram* r = [] {
     auto* out = new Ram;
