@@ -590,9 +590,17 @@ Result<void> MigrationSource::Run::open_multifd(const Address& address) {
   MultifdSender::Options options;
   options.connect_timeout = tuning_.connect_timeout;
   options.reply_timeout = tuning_.reply_timeout;
-  multifd_ =
-      TRY(MultifdSender::open(address, session_, {options_.channels, options_.compression},
-                              *multifd_ram_, options, [this] { return cancel_requested.load(); }));
+  // Waiting for a channel's hello also ends when the destination has
+  // reported a failure on the main channel (its reason is the one to give).
+  const auto stop = [this] {
+    if (cancel_requested) return true;
+    std::lock_guard lock(rp_mutex_);
+    return rp_failure_.has_value();
+  };
+  auto opened = MultifdSender::open(address, session_, {options_.channels, options_.compression},
+                                    *multifd_ram_, options, stop);
+  if (!opened) return std::unexpected(explain_send_failure(opened.error()));
+  multifd_ = std::move(*opened);
   multifd_view_ = multifd_.get();
   return {};
 }

@@ -238,6 +238,23 @@ TEST(MultifdMigrationEngine, ACorruptedByteOnAChannelIsCaughtAndNamesTheChannel)
   }
 }
 
+// The destination gives up waiting for the channels (here at once): its
+// reason reaches the source, which never gets as far as sending a page.
+TEST(MultifdMigrationEngine, ChannelsThatNeverArriveFailBothSidesWithTheDestinationsReason) {
+  FakeSource source;
+  FakeDestination dest;
+  EngineTuning impatient;
+  impatient.connect_timeout = std::chrono::milliseconds(0);
+  Incoming incoming(dest, impatient);
+  MigrationSource engine(source);
+  ASSERT_TRUE(engine.start(multifd_to(incoming.uri, 2, {})));
+  const MigrationStatus status = engine.wait();
+  EXPECT_THAT(status.error, HasSubstr("0 of 2 multifd channels connected within 0 ms"));
+  expect_source_survived(source, dest, status, MigrationState::failed);
+  EXPECT_EQ(status.normal_pages, 0u);
+  EXPECT_FALSE(incoming.finish());
+}
+
 TEST(MultifdMigrationEngine, CancelWithChannelsOpenEndsCancelledWithNoThreadLeft) {
   FakeSource source;
   FakeDestination dest;
