@@ -128,8 +128,7 @@ class MigrationSource::Run {
   uint64_t acks_received_ = 0;
   std::atomic<bool> rp_stop_{false};
   std::atomic<uint32_t> pings_sent_{0};
-  uint64_t pongs_received_ = 0;  ///< under rp_mutex_
-  uint32_t last_pong_ = 0;       ///< highest PONG value; under rp_mutex_
+  uint32_t last_pong_ = 0;  ///< highest PONG value; under rp_mutex_
   /// When the frame being written started (steady clock ns), 0 when none:
   /// the return-path reader watches it for a destination that stopped reading.
   std::atomic<int64_t> send_started_ns_{0};
@@ -812,7 +811,6 @@ void MigrationSource::Run::return_path_main() {
           record_rp_failure("return path: PONG " + std::to_string(value) + " answers no PING sent");
           return;
         }
-        ++pongs_received_;
         last_pong_ = std::max(last_pong_, value);
         break;
       }
