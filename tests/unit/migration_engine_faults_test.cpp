@@ -26,9 +26,7 @@ TEST(MigrationEngine, CancelInActiveResumesTheSourceAndTellsTheDestination) {
   SendOptions o = options_to(incoming.uri);
   o.max_bandwidth_bytes_per_s = 4ull << 20;
   ASSERT_TRUE(engine.start(o));
-  while (engine.status().state != MigrationState::active) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  wait_until_active(engine);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ASSERT_TRUE(engine.cancel());
   const MigrationStatus status = engine.wait();

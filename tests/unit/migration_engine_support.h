@@ -104,6 +104,13 @@ inline SendOptions options_to(const std::string& uri) {
   return o;
 }
 
+/// Waits until `engine` is in `active` (the migration thread got past setup).
+inline void wait_until_active(const MigrationSource& engine) {
+  while (engine.status().state != MigrationState::active) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 /// The source guest still runs (makes passes) and its memory is intact.
 inline void expect_source_alive_and_intact(FakeSource& source) {
   EXPECT_TRUE(source.guest.running());

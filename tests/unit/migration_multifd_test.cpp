@@ -264,9 +264,7 @@ TEST(MultifdMigrationEngine, CancelWithChannelsOpenEndsCancelledWithNoThreadLeft
   SendOptions o = multifd_to(incoming.uri, 4, {});
   o.max_bandwidth_bytes_per_s = 4ull << 20;
   ASSERT_TRUE(engine.start(o));
-  while (engine.status().state != MigrationState::active) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  wait_until_active(engine);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ASSERT_TRUE(engine.cancel());
   const MigrationStatus status = engine.wait();
@@ -284,9 +282,7 @@ TEST(MultifdMigrationEngine, DestinationGoneMidwayLeavesTheSourceRunning) {
   SendOptions o = multifd_to(incoming->uri, 4, {});
   o.max_bandwidth_bytes_per_s = 4ull << 20;
   ASSERT_TRUE(engine.start(o));
-  while (engine.status().state != MigrationState::active) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  wait_until_active(engine);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   incoming.reset();  // aborts and closes every connection
   const MigrationStatus status = engine.wait();
