@@ -86,7 +86,9 @@ class Dirtier {
   void loop() {
     constexpr uint64_t kChunk = 64;
     while (!quit_) {
-      for (uint64_t first = 0; first < pages_ && !quit_; first += kChunk) {
+      // A paused guest resumes where it stopped (as a vCPU does), not with
+      // a new pass from page 0: that would leave three counter values.
+      for (uint64_t& first = cursor_; first < pages_ && !quit_; first += kChunk) {
         const auto t0 = Clock::now();
         for (uint64_t p = first; p < std::min(pages_, first + kChunk); ++p) {
           auto page = memory_.host_span(p * 4096, 4);
@@ -103,6 +105,8 @@ class Dirtier {
         const uint32_t t = throttle_;
         if (t > 0) std::this_thread::sleep_for((Clock::now() - t0) * t / (100 - t));
       }
+      if (cursor_ < pages_) break;  // paused mid-pass
+      cursor_ = 0;
       ++passes_;
       std::this_thread::sleep_for(std::chrono::microseconds(pace_us.load()));
     }
@@ -115,6 +119,7 @@ class Dirtier {
   std::atomic<bool> quit_{false};
   std::atomic<uint64_t> passes_{0};
   std::atomic<uint32_t> throttle_{0};
+  uint64_t cursor_ = 0;  ///< next page to write; only the dirtier thread uses it
   std::thread thread_;
 };
 
